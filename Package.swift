@@ -1,0 +1,92 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Dependencies are few on purpose: every one is rebuilt by every CI run.
+// SwiftNIO for sockets and HTTP/1.1, NIOExtras for graceful quiescing,
+// Yams for the YAML config, ArgumentParser for the CLI, swift-log for logs.
+// Crypto is OpenSSL's libcrypto through CCrypto, not swift-crypto.
+let package = Package(
+    name: "portcullis",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "portcullis", targets: ["Router"]),
+        .executable(name: "portcullis-worker", targets: ["Worker"]),
+        .executable(name: "portcullis-demo-upstream", targets: ["DemoUpstream"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+    ],
+    targets: [
+        // C libraries: one system-library wrapper each, plus the generated
+        // protobuf-c code of the router<->worker protocol and a spawn shim.
+        .systemLibrary(
+            name: "CProtobufC",
+            pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"])]
+        ),
+        .systemLibrary(
+            name: "CCrypto",
+            pkgConfig: "libcrypto",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        .target(
+            name: "CPortcullisProto",
+            dependencies: ["CProtobufC"],
+            exclude: ["portcullis.proto", "regenerate.sh"]
+        ),
+        .target(name: "CProcessSpawn"),
+
+        .target(
+            name: "Shared",
+            dependencies: [
+                "CCrypto",
+                "CPortcullisProto",
+                "CProtobufC",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+        .executableTarget(
+            name: "Worker",
+            dependencies: [
+                "Shared",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "Router",
+            dependencies: [
+                "Shared",
+                "CProcessSpawn",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "DemoUpstream",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+
+        .testTarget(name: "SharedTests", dependencies: ["Shared"]),
+        .testTarget(name: "WorkerTests", dependencies: ["Worker", "Shared"]),
+        .testTarget(name: "RouterTests", dependencies: ["Router", "Shared"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["Shared", "Router"]
+        ),
+    ]
+)

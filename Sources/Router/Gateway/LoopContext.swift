@@ -1,0 +1,54 @@
+import NIOCore
+import Shared
+
+/// What the router needs per request, as an immutable value swapped on a
+/// config change: where each collection's traffic goes and the
+/// connection-independent limits.
+struct RouterSnapshot: Sendable {
+    let version: UInt64
+    let routes: [String: UpstreamRoute]
+    let trustedProxies: IPRangeSet
+    let maxBodyBytes: Int
+
+    init(version: UInt64, config: ValidatedConfig) {
+        self.version = version
+        var routes: [String: UpstreamRoute] = [:]
+        for collection in config.model.collections {
+            guard let url = config.upstreams[collection.id] else { continue }
+            routes[collection.id] = UpstreamRoute(
+                collectionID: collection.id, url: url, timeoutMs: collection.upstream.timeoutMs,
+                keepAuthorization: collection.keepAuthorization,
+                credential: collection.upstream.credential.flatMap { config.credentials[$0] })
+        }
+        self.routes = routes
+        self.trustedProxies = config.trustedProxies
+        self.maxBodyBytes = config.model.server.limits.maxBodyBytes
+    }
+}
+
+/// Everything one router event loop owns: its links to every worker, its
+/// upstream connection pool, its request-id generator and its copy of the
+/// snapshot. Touched only on that loop, so the request path takes no locks.
+final class LoopContext {
+    let index: Int
+    let eventLoop: any EventLoop
+    var snapshot: RouterSnapshot
+    let links: [WorkerLink]
+    let upstreams: UpstreamPool
+    let requestIDs = RequestIDGenerator()
+    let ring: ShardRing
+    let decisionLog: DecisionLog
+    /// Limits fixed when a connection is accepted (parser settings).
+    let limits: LimitsConfig
+
+    init(index: Int, eventLoop: any EventLoop, snapshot: RouterSnapshot, workerCount: Int, decisionLog: DecisionLog, limits: LimitsConfig) {
+        self.index = index
+        self.eventLoop = eventLoop
+        self.snapshot = snapshot
+        self.links = (0..<workerCount).map { WorkerLink(slot: $0, eventLoop: eventLoop) }
+        self.upstreams = UpstreamPool(eventLoop: eventLoop)
+        self.ring = ShardRing(count: workerCount)
+        self.decisionLog = decisionLog
+        self.limits = limits
+    }
+}

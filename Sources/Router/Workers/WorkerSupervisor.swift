@@ -1,0 +1,278 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Shared
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starts, watches and restarts the worker processes (SPEC §9): a worker
+/// that exits is respawned into its slot after `RestartBackoff`; its links
+/// on every loop fail their in-flight decisions with 503 at once; the other
+/// workers are untouched. A worker is "up" once every loop has exchanged
+/// Hello with it and it has acknowledged its config snapshot.
+///
+/// Thread-safe: links on every loop report to it, the reaper thread reports
+/// exits, and it reaches each loop's links through `execute`.
+final class WorkerSupervisor: @unchecked Sendable {
+    enum SlotState: String, Sendable {
+        case starting, up, down, stopped
+    }
+
+    struct SlotStatus: Sendable {
+        let index: Int
+        let pid: pid_t?
+        let state: SlotState
+        let restarts: Int
+    }
+
+    private struct Slot {
+        var pid: pid_t? = nil
+        var generation = 0
+        var state = SlotState.down
+        var restarts = 0
+        var greetings = 0
+        var startedAtMs: Int64 = 0
+        var backoff = RestartBackoff()
+        var respawnScheduled = false
+    }
+
+    private struct State {
+        var slots: [Slot]
+        var snapshots: [ConfigSnapshotMessage]
+        var stopping = false
+        var everyoneUp = false
+    }
+
+    let workerCount: Int
+    private let binary: String
+    private let loops: [NIOLoopBound<LoopContext>]
+    private let logger: Logger
+    private let state: NIOLockedValueBox<State>
+    private let allUp: EventLoopPromise<Void>
+    private let allStopped: EventLoopPromise<Void>
+    private var reaper: ChildReaper!
+
+    /// Completes when every worker is up for the first time.
+    var ready: EventLoopFuture<Void> { self.allUp.futureResult }
+    /// Completes when every worker has exited after `stop()`.
+    var stopped: EventLoopFuture<Void> { self.allStopped.futureResult }
+
+    init(binary: String, workerCount: Int, loops: [NIOLoopBound<LoopContext>], logger: Logger) {
+        self.binary = binary
+        self.workerCount = workerCount
+        self.loops = loops
+        self.logger = logger
+        self.state = NIOLockedValueBox(State(slots: Array(repeating: Slot(), count: workerCount), snapshots: []))
+        self.allUp = loops[0].eventLoop.makePromise()
+        self.allStopped = loops[0].eventLoop.makePromise()
+        self.reaper = ChildReaper { [weak self] pid, status in self?.childExited(pid: pid, status: status) }
+    }
+
+    // MARK: lifecycle
+
+    func start(snapshots: [ConfigSnapshotMessage]) {
+        self.state.withLockedValue { $0.snapshots = snapshots }
+        for slot in 0..<self.workerCount { self.spawn(slot: slot) }
+    }
+
+    /// Puts a new config in force on every worker that is up; workers that
+    /// are starting get it with their first snapshot.
+    func push(snapshots: [ConfigSnapshotMessage]) {
+        let targets = self.state.withLockedValue { state -> [Int] in
+            state.snapshots = snapshots
+            return state.slots.indices.filter { state.slots[$0].state == .up }
+        }
+        for slot in targets { self.sendSnapshot(slot: slot) }
+    }
+
+    /// Stops every worker (SIGTERM; SIGKILL after 5 s) and never respawns.
+    func stop() {
+        let pids = self.state.withLockedValue { state -> [pid_t] in
+            state.stopping = true
+            return state.slots.compactMap(\.pid)
+        }
+        if pids.isEmpty { self.allStopped.succeed(()) }
+        for pid in pids { kill(pid, SIGTERM) }
+        self.loops[0].eventLoop.scheduleTask(in: .seconds(5)) { [self] in
+            let stragglers = self.state.withLockedValue { $0.slots.compactMap(\.pid) }
+            for pid in stragglers { kill(pid, SIGKILL) }
+        }
+    }
+
+    func status() -> [SlotStatus] {
+        self.state.withLockedValue { state in
+            state.slots.enumerated().map { SlotStatus(index: $0.offset, pid: $0.element.pid, state: $0.element.state, restarts: $0.element.restarts) }
+        }
+    }
+
+    var allWorkersUp: Bool {
+        self.state.withLockedValue { $0.slots.allSatisfy { $0.state == .up } }
+    }
+
+    // MARK: spawning
+
+    private func spawn(slot: Int) {
+        let generation: Int? = self.state.withLockedValue { state in
+            guard !state.stopping else { return nil }
+            state.slots[slot].generation += 1
+            state.slots[slot].state = .starting
+            state.slots[slot].greetings = 0
+            state.slots[slot].respawnScheduled = false
+            return state.slots[slot].generation
+        }
+        guard let generation else { return }
+        let started: WorkerProcess.Started
+        do {
+            started = try WorkerProcess.spawn(binary: self.binary, slot: slot, connections: self.loops.count)
+        } catch {
+            self.logger.error("cannot start worker", metadata: ["worker": "\(slot)", "error": "\(error)"])
+            self.state.withLockedValue { $0.slots[slot].state = .down }
+            self.scheduleRespawn(slot: slot, uptimeMs: 0)
+            return
+        }
+        self.state.withLockedValue { state in
+            state.slots[slot].pid = started.pid
+            state.slots[slot].startedAtMs = Self.nowMs()
+        }
+        self.reaper.childStarted()
+        self.logger.info("worker started", metadata: ["worker": "\(slot)", "pid": "\(started.pid)", "generation": "\(generation)"])
+
+        for (loopIndex, loop) in self.loops.enumerated() {
+            let fd = started.routerSockets[loopIndex]
+            loop.eventLoop.execute { [self] in
+                let context = loop.value
+                let link = context.links[slot]
+                let boundLink = NIOLoopBound(link, eventLoop: loop.eventLoop)
+                let bootstrap = ClientBootstrap(group: loop.eventLoop).channelInitializer { [self] channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandlers(
+                            ByteToMessageHandler(FrameDecoder(maxFrameBytes: WireProtocol.maxWorkerFrameBytes)),
+                            WorkerLinkHandler(
+                                link: boundLink.value, generation: generation, loopIndex: loopIndex, supervisor: self,
+                                logger: self.logger)
+                        )
+                    }
+                }
+                bootstrap.withConnectedSocket(fd).assumeIsolated().whenComplete { result in
+                    switch result {
+                    case .success(let channel):
+                        link.attach(channel, generation: generation)
+                    case .failure(let error):
+                        close(fd)
+                        self.logger.error("cannot attach worker socket", metadata: ["worker": "\(slot)", "error": "\(error)"])
+                        self.linkLost(slot: slot, generation: generation)
+                    }
+                }
+            }
+        }
+    }
+
+    private func scheduleRespawn(slot: Int, uptimeMs: Int64) {
+        let delay: Int64? = self.state.withLockedValue { state in
+            guard !state.stopping, !state.slots[slot].respawnScheduled else { return nil }
+            state.slots[slot].respawnScheduled = true
+            return state.slots[slot].backoff.delay(afterUptimeMs: uptimeMs)
+        }
+        guard let delay else { return }
+        self.logger.info("respawning worker", metadata: ["worker": "\(slot)", "delay_ms": "\(delay)"])
+        self.loops[0].eventLoop.scheduleTask(in: .milliseconds(delay)) { [self] in
+            self.spawn(slot: slot)
+        }
+    }
+
+    private func sendSnapshot(slot: Int) {
+        let (generation, snapshot) = self.state.withLockedValue { state in
+            (state.slots[slot].generation, state.snapshots.indices.contains(slot) ? state.snapshots[slot] : nil)
+        }
+        guard let snapshot else { return }
+        let loop = self.loops[0]
+        loop.eventLoop.execute {
+            let link = loop.value.links[slot]
+            guard link.generation == generation else { return }
+            link.sendControl(Frame(id: 0, body: .config(snapshot)))
+        }
+    }
+
+    // MARK: reports from links and the reaper
+
+    func linkGreeted(slot: Int, generation: Int, loopIndex: Int) {
+        let complete = self.state.withLockedValue { state -> Bool in
+            guard state.slots[slot].generation == generation else { return false }
+            state.slots[slot].greetings += 1
+            return state.slots[slot].greetings == self.loops.count
+        }
+        if complete { self.sendSnapshot(slot: slot) }
+    }
+
+    func configAcked(slot: Int, generation: Int, ack: ConfigAck) {
+        guard ack.error.isEmpty else {
+            // The router validated this config; a worker refusing it is a bug.
+            // It keeps its previous model (if any) and stays as it was.
+            self.logger.error("worker rejected config", metadata: ["worker": "\(slot)", "version": "\(ack.version)", "error": "\(ack.error)"])
+            return
+        }
+        let (becameUp, everyoneUp) = self.state.withLockedValue { state -> (Bool, Bool) in
+            guard state.slots[slot].generation == generation, state.slots[slot].state == .starting else { return (false, false) }
+            state.slots[slot].state = .up
+            let all = !state.everyoneUp && state.slots.allSatisfy { $0.state == .up }
+            if all { state.everyoneUp = true }
+            return (true, all)
+        }
+        guard becameUp else { return }
+        for loop in self.loops {
+            loop.eventLoop.execute { loop.value.links[slot].markReady(generation: generation) }
+        }
+        self.logger.info("worker up", metadata: ["worker": "\(slot)", "config_version": "\(ack.version)"])
+        if everyoneUp { self.allUp.succeed(()) }
+    }
+
+    /// A connection to the worker closed: the worker is unusable (it exits
+    /// when any of its connections closes). Fail its traffic everywhere now;
+    /// the respawn waits for the reaper to see the process gone.
+    func linkLost(slot: Int, generation: Int) {
+        let pid: pid_t? = self.state.withLockedValue { state in
+            guard state.slots[slot].generation == generation, state.slots[slot].state == .starting || state.slots[slot].state == .up else {
+                return nil
+            }
+            state.slots[slot].state = .down
+            return state.slots[slot].pid
+        }
+        guard let pid else { return }
+        for loop in self.loops {
+            loop.eventLoop.execute { loop.value.links[slot].detach(generation: generation) }
+        }
+        // Make sure it is really gone, so the slot cannot hold a half-alive process.
+        kill(pid, SIGTERM)
+    }
+
+    private func childExited(pid: pid_t, status: CInt) {
+        let found = self.state.withLockedValue { state -> (slot: Int, generation: Int, uptime: Int64, stopping: Bool, allGone: Bool)? in
+            guard let slot = state.slots.firstIndex(where: { $0.pid == pid }) else { return nil }
+            state.slots[slot].pid = nil
+            state.slots[slot].state = state.stopping ? .stopped : .down
+            if !state.stopping { state.slots[slot].restarts += 1 }
+            let uptime = Self.nowMs() - state.slots[slot].startedAtMs
+            let allGone = state.slots.allSatisfy { $0.pid == nil }
+            return (slot, state.slots[slot].generation, uptime, state.stopping, allGone)
+        }
+        guard let found else { return }
+        for loop in self.loops {
+            loop.eventLoop.execute { loop.value.links[found.slot].detach(generation: found.generation) }
+        }
+        if found.stopping {
+            self.logger.info("worker stopped", metadata: ["worker": "\(found.slot)", "pid": "\(pid)"])
+            if found.allGone { self.allStopped.succeed(()) }
+            return
+        }
+        self.logger.error(
+            "worker exited", metadata: ["worker": "\(found.slot)", "pid": "\(pid)", "status": "\(WorkerProcess.describe(status: status))"])
+        self.scheduleRespawn(slot: found.slot, uptimeMs: found.uptime)
+    }
+
+    private static func nowMs() -> Int64 {
+        Int64(NIODeadline.now().uptimeNanoseconds / 1_000_000)
+    }
+}

@@ -1,0 +1,113 @@
+import Foundation
+import Yams
+
+/// A config that parsed, validated and had its secrets resolved: safe to
+/// put in force. Built only by `ConfigLoader`.
+public struct ValidatedConfig: Sendable {
+    public let model: GatewayConfig
+    public let listen: HostPort
+    public let adminListen: HostPort
+    public let trustedProxies: IPRangeSet
+    /// Backend credentials by id, resolved to their plaintext header values.
+    /// Lives only in the router's memory; never logged, never sent to workers.
+    public let credentials: [String: ResolvedCredential]
+    public let upstreams: [String: UpstreamURL]
+}
+
+public struct ResolvedCredential: Sendable, Equatable {
+    public let header: String
+    public let value: String
+}
+
+public enum ConfigLoader {
+    /// Parses YAML text into the model, naming the field of any type error.
+    public static func parse(yaml text: String) throws(ConfigError) -> GatewayConfig {
+        do {
+            let node = try Yams.compose(yaml: text)
+            guard let node else { return GatewayConfig() }
+            return try YAMLDecoder().decode(GatewayConfig.self, from: node)
+        } catch let error as DecodingError {
+            throw describe(error)
+        } catch let error as YamlError {
+            throw ConfigError("", "YAML syntax: \(error)")
+        } catch {
+            throw ConfigError("", "YAML: \(error)")
+        }
+    }
+
+    /// Reads, validates and resolves the file at `path`.
+    public static func load(path: String, environment: [String: String]) throws(ConfigError) -> ValidatedConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError("", "cannot read \(path): \(error.localizedDescription)")
+        }
+        return try validate(parse(yaml: text), environment: environment)
+    }
+
+    public static func validate(_ model: GatewayConfig, environment: [String: String]) throws(ConfigError) -> ValidatedConfig {
+        var validator = ConfigValidator()
+        validator.validate(model)
+        var issues = validator.issues
+
+        let key: EncryptionKey?
+        do {
+            key = try EncryptionKey.fromEnvironment(environment)
+        } catch {
+            key = nil
+            issues.append(ConfigIssue("ENCRYPTION_KEY", error.description))
+        }
+        var credentials: [String: ResolvedCredential] = [:]
+        for (i, credential) in model.credentials.enumerated() where SecretValue.isReference(credential.value) {
+            do {
+                let value = try SecretValue.resolve(credential.value, key: key, environment: environment)
+                credentials[credential.id] = ResolvedCredential(header: credential.header, value: value)
+            } catch {
+                issues.append(ConfigIssue("credentials[\(i)].value", error.description))
+            }
+        }
+        guard issues.isEmpty else { throw ConfigError(issues) }
+
+        var upstreams: [String: UpstreamURL] = [:]
+        for collection in model.collections {
+            upstreams[collection.id] = UpstreamURL(collection.upstream.url)
+        }
+        return ValidatedConfig(
+            model: model,
+            listen: HostPort(model.server.listen)!,
+            adminListen: HostPort(model.server.adminListen)!,
+            trustedProxies: IPRangeSet(model.server.trustedProxies.compactMap { CIDRBlock($0) }),
+            credentials: credentials,
+            upstreams: upstreams
+        )
+    }
+
+    static func describe(_ error: DecodingError) -> ConfigError {
+        switch error {
+        case .typeMismatch(let type, let context):
+            return ConfigError(configPath(context.codingPath), "expected \(typeName(type))")
+        case .valueNotFound(let type, let context):
+            return ConfigError(configPath(context.codingPath), "expected \(typeName(type)), found null")
+        case .keyNotFound(let key, let context):
+            return ConfigError(configPath(context.codingPath + [key]), "required")
+        case .dataCorrupted(let context):
+            return ConfigError(configPath(context.codingPath), context.debugDescription)
+        @unknown default:
+            return ConfigError("", "\(error)")
+        }
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Int.Type: return "an integer"
+        case is Bool.Type: return "true or false"
+        default:
+            let name = String(describing: type)
+            if name.hasPrefix("Array") { return "a list" }
+            if name.hasPrefix("Dictionary") { return "a mapping" }
+            return "a mapping (\(name))"
+        }
+    }
+}

@@ -1,0 +1,68 @@
+/// `host:port` as written in `listen`, `admin_listen`, `tls.listen`.
+public struct HostPort: Sendable, Equatable, CustomStringConvertible {
+    public let host: String
+    public let port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    /// `0.0.0.0:8080`, `[::]:8080`, `localhost:8080`; port 0 picks a free one.
+    public init?(_ text: String) {
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]") else { return nil }
+            let host = String(text[text.index(after: text.startIndex)..<close])
+            let rest = text[text.index(after: close)...]
+            guard rest.hasPrefix(":"), let port = Int(rest.dropFirst()), (0...65535).contains(port),
+                IPAddress(host) != nil
+            else { return nil }
+            self.init(host: host, port: port)
+            return
+        }
+        guard let colon = text.lastIndex(of: ":") else { return nil }
+        let host = String(text[..<colon])
+        guard !host.isEmpty, !host.contains(":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port)
+        else { return nil }
+        self.init(host: host, port: port)
+    }
+
+    public var description: String { self.host.contains(":") ? "[\(self.host)]:\(self.port)" : "\(self.host):\(self.port)" }
+}
+
+/// An upstream base URL: `http://host[:port][/base/path]`.
+public struct UpstreamURL: Sendable, Equatable, Hashable, CustomStringConvertible {
+    public let host: String
+    public let port: Int
+    /// Prepended to the request path; "" or starts with "/" and has no trailing "/".
+    public let basePath: String
+
+    public init?(_ text: String) {
+        guard text.hasPrefix("http://") else { return nil }
+        let rest = text.dropFirst("http://".count)
+        let authorityEnd = rest.firstIndex(of: "/") ?? rest.endIndex
+        let authority = String(rest[..<authorityEnd])
+        var path = String(rest[authorityEnd...])
+        guard !authority.isEmpty, !authority.contains("@"), !path.contains("?"), !path.contains("#") else { return nil }
+        while path.hasSuffix("/") { path.removeLast() }
+        if let parsed = HostPort(authority) {
+            self.host = parsed.host
+            self.port = parsed.port
+        } else if !authority.contains(":") || (authority.hasPrefix("[") && authority.hasSuffix("]")) {
+            self.host = authority.hasPrefix("[") ? String(authority.dropFirst().dropLast()) : authority
+            self.port = 80
+        } else {
+            return nil
+        }
+        guard self.port > 0 else { return nil }
+        self.basePath = path
+    }
+
+    /// The `Host` header value for upstream requests.
+    public var authority: String {
+        let host = self.host.contains(":") ? "[\(self.host)]" : self.host
+        return self.port == 80 ? host : "\(host):\(self.port)"
+    }
+
+    public var description: String { "http://\(self.authority)\(self.basePath)" }
+}

@@ -1,0 +1,271 @@
+import CPortcullisProto
+import CProtobufC
+import NIOCore
+
+/// Encodes and decodes router<->worker frames: a 4-byte big-endian length,
+/// then one protobuf-c `Envelope`. This is the only file that touches the
+/// generated C structs; pointers never outlive a call.
+public enum FrameCodec {
+    public static let lengthPrefixBytes = 4
+
+    // MARK: encoding
+
+    /// Appends one length-prefixed frame to `buffer`; callers batch several
+    /// frames into one buffer and one write.
+    public static func encode(_ frame: Frame, into buffer: inout ByteBuffer) {
+        var envelope = Portcullis__V1__Envelope()
+        portcullis__v1__envelope__init(&envelope)
+        envelope.id = frame.id
+        switch frame.body {
+        case .hello(let hello):
+            var message = Portcullis__V1__Hello()
+            portcullis__v1__hello__init(&message)
+            message.protocol_version = hello.protocolVersion
+            message.worker_index = hello.workerIndex
+            message.pid = hello.pid
+            withCStrings([hello.role.rawValue]) { strings in
+                message.role = strings[0]
+                withUnsafeMutablePointer(to: &message) { pointer in
+                    envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_HELLO
+                    envelope.hello = pointer
+                    pack(&envelope, into: &buffer)
+                }
+            }
+        case .decide(let request):
+            var message = Portcullis__V1__DecisionRequest()
+            portcullis__v1__decision_request__init(&message)
+            let ip = request.sourceIP?.bytes ?? []
+            let strings = [
+                request.clientID, request.profileID, request.method, request.path,
+                request.authorization, request.requestID, request.certSubject, request.certFingerprint,
+            ]
+            withCStrings(strings) { s in
+                message.client_id = s[0]
+                message.profile_id = s[1]
+                message.method = s[2]
+                message.path = s[3]
+                message.authorization = s[4]
+                message.request_id = s[5]
+                message.cert_subject = s[6]
+                message.cert_fingerprint = s[7]
+                ip.withUnsafeBufferPointer { ipBytes in
+                    message.source_ip = ProtobufCBinaryData(len: ipBytes.count, data: UnsafeMutablePointer(mutating: ipBytes.baseAddress))
+                    withUnsafeMutablePointer(to: &message) { pointer in
+                        envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_DECIDE
+                        envelope.decide = pointer
+                        pack(&envelope, into: &buffer)
+                    }
+                }
+            }
+        case .decision(let decision):
+            var message = Portcullis__V1__DecisionResponse()
+            portcullis__v1__decision_response__init(&message)
+            message.outcome = switch decision.outcome {
+            case .allow: PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__ALLOW
+            case .deny: PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__DENY
+            case .unavailable: PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__UNAVAILABLE
+            }
+            message.status = UInt32(clamping: decision.status)
+            message.retry_after_s = UInt32(clamping: decision.retryAfterSeconds)
+            message.strip_prefix_bytes = UInt32(clamping: decision.stripPrefixBytes)
+            let strings = [
+                decision.errorCode, decision.reason, decision.message, decision.allow, decision.rateLimitPolicy,
+                decision.rateLimit, decision.collectionID, decision.authType, decision.policyID,
+            ]
+            withCStrings(strings) { s in
+                message.error_code = s[0]
+                message.reason = s[1]
+                message.message = s[2]
+                message.allow = s[3]
+                message.ratelimit_policy = s[4]
+                message.ratelimit = s[5]
+                message.collection_id = s[6]
+                message.auth_type = s[7]
+                message.policy_id = s[8]
+                withUnsafeMutablePointer(to: &message) { pointer in
+                    envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_DECISION
+                    envelope.decision = pointer
+                    pack(&envelope, into: &buffer)
+                }
+            }
+        case .config(let snapshot):
+            var message = Portcullis__V1__ConfigSnapshot()
+            portcullis__v1__config_snapshot__init(&message)
+            message.version = snapshot.version
+            snapshot.modelJSON.withUnsafeBufferPointer { json in
+                message.model_json = ProtobufCBinaryData(len: json.count, data: UnsafeMutablePointer(mutating: json.baseAddress))
+                withUnsafeMutablePointer(to: &message) { pointer in
+                    envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_CONFIG
+                    envelope.config = pointer
+                    pack(&envelope, into: &buffer)
+                }
+            }
+        case .configAck(let ack):
+            var message = Portcullis__V1__ConfigAck()
+            portcullis__v1__config_ack__init(&message)
+            message.version = ack.version
+            withCStrings([ack.error]) { s in
+                message.error = s[0]
+                withUnsafeMutablePointer(to: &message) { pointer in
+                    envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_CONFIG_ACK
+                    envelope.config_ack = pointer
+                    pack(&envelope, into: &buffer)
+                }
+            }
+        }
+    }
+
+    private static func pack(_ envelope: inout Portcullis__V1__Envelope, into buffer: inout ByteBuffer) {
+        let size = portcullis__v1__envelope__get_packed_size(&envelope)
+        buffer.writeInteger(UInt32(size))
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: size) { out in
+            guard let base = out.baseAddress, size > 0 else { return 0 }
+            return portcullis__v1__envelope__pack(&envelope, base.assumingMemoryBound(to: UInt8.self))
+        }
+    }
+
+    /// Copies `strings` NUL-terminated into one temporary allocation (on the
+    /// stack when small) and hands protobuf-c `char *`s into it.
+    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafeBufferPointer<UnsafeMutablePointer<CChar>>) -> R) -> R {
+        var total = 0
+        for string in strings { total += string.utf8.count + 1 }
+        return withUnsafeTemporaryAllocation(of: CChar.self, capacity: total) { bytes in
+            withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<CChar>.self, capacity: strings.count) { pointers in
+                var offset = 0
+                for (index, string) in strings.enumerated() {
+                    let start = bytes.baseAddress! + offset
+                    var copy = string
+                    let count = copy.withUTF8 { utf8 -> Int in
+                        if let source = utf8.baseAddress, utf8.count > 0 {
+                            UnsafeMutableRawPointer(start).copyMemory(from: source, byteCount: utf8.count)
+                        }
+                        return utf8.count
+                    }
+                    start[count] = 0
+                    pointers.initializeElement(at: index, to: start)
+                    offset += count + 1
+                }
+                return body(UnsafeBufferPointer(pointers))
+            }
+        }
+    }
+
+    // MARK: decoding
+
+    /// Decodes one Envelope (without its length prefix).
+    public static func decode(_ bytes: UnsafeRawBufferPointer) throws(FrameError) -> Frame {
+        guard
+            let envelope = portcullis__v1__envelope__unpack(
+                nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
+        else { throw FrameError.malformed }
+        defer { portcullis__v1__envelope__free_unpacked(envelope, nil) }
+        let e = envelope.pointee
+        let body: FrameBody
+        switch e.body_case {
+        case PORTCULLIS__V1__ENVELOPE__BODY_HELLO:
+            guard let m = e.hello?.pointee else { throw FrameError.missingBody }
+            guard let role = Hello.Role(rawValue: string(m.role)) else { throw FrameError.invalidField("hello.role") }
+            body = .hello(Hello(protocolVersion: m.protocol_version, role: role, workerIndex: m.worker_index, pid: m.pid))
+        case PORTCULLIS__V1__ENVELOPE__BODY_DECIDE:
+            guard let m = e.decide?.pointee else { throw FrameError.missingBody }
+            var ip: IPAddress? = nil
+            if m.source_ip.len > 0 {
+                guard let data = m.source_ip.data,
+                    let address = IPAddress(bytes: UnsafeBufferPointer(start: data, count: m.source_ip.len))
+                else { throw FrameError.invalidField("decide.source_ip") }
+                ip = address
+            }
+            body = .decide(
+                DecisionRequest(
+                    clientID: string(m.client_id), profileID: string(m.profile_id), method: string(m.method),
+                    path: string(m.path), sourceIP: ip, authorization: string(m.authorization),
+                    requestID: string(m.request_id), certSubject: string(m.cert_subject),
+                    certFingerprint: string(m.cert_fingerprint)
+                ))
+        case PORTCULLIS__V1__ENVELOPE__BODY_DECISION:
+            guard let m = e.decision?.pointee else { throw FrameError.missingBody }
+            let outcome: DecisionResponse.Outcome
+            switch m.outcome {
+            case PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__ALLOW: outcome = .allow
+            case PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__DENY: outcome = .deny
+            case PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__UNAVAILABLE: outcome = .unavailable
+            default: throw FrameError.invalidField("decision.outcome")
+            }
+            body = .decision(
+                DecisionResponse(
+                    outcome: outcome, status: Int(m.status), errorCode: string(m.error_code), reason: string(m.reason),
+                    message: string(m.message), retryAfterSeconds: Int(m.retry_after_s), allow: string(m.allow),
+                    rateLimitPolicy: string(m.ratelimit_policy), rateLimit: string(m.ratelimit),
+                    collectionID: string(m.collection_id), stripPrefixBytes: Int(m.strip_prefix_bytes),
+                    authType: string(m.auth_type), policyID: string(m.policy_id)
+                ))
+        case PORTCULLIS__V1__ENVELOPE__BODY_CONFIG:
+            guard let m = e.config?.pointee else { throw FrameError.missingBody }
+            let json: [UInt8] = m.model_json.len > 0 ? Array(UnsafeBufferPointer(start: m.model_json.data, count: m.model_json.len)) : []
+            body = .config(ConfigSnapshotMessage(version: m.version, modelJSON: json))
+        case PORTCULLIS__V1__ENVELOPE__BODY_CONFIG_ACK:
+            guard let m = e.config_ack?.pointee else { throw FrameError.missingBody }
+            body = .configAck(ConfigAck(version: m.version, error: string(m.error)))
+        default:
+            throw FrameError.missingBody
+        }
+        return Frame(id: e.id, body: body)
+    }
+
+    @inline(__always)
+    private static func string(_ pointer: UnsafeMutablePointer<CChar>?) -> String {
+        guard let pointer, pointer.pointee != 0 else { return "" }
+        return String(cString: pointer)
+    }
+}
+
+/// Splits a byte stream into frames. Pure (no channel), so the codec's
+/// failure modes — truncated, oversized, garbage — are tested directly.
+public struct FrameParser: Sendable {
+    public let maxFrameBytes: Int
+
+    public init(maxFrameBytes: Int) {
+        self.maxFrameBytes = maxFrameBytes
+    }
+
+    /// The next whole frame, or nil when more bytes are needed. Throws on an
+    /// oversized length (before buffering it) or an undecodable body; the
+    /// connection must then be closed, since the stream cannot be resynchronised.
+    public func next(from buffer: inout ByteBuffer) throws(FrameError) -> Frame? {
+        guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
+        let frameLength = Int(length)
+        guard frameLength <= self.maxFrameBytes else {
+            throw FrameError.oversized(length: frameLength, limit: self.maxFrameBytes)
+        }
+        guard buffer.readableBytes >= FrameCodec.lengthPrefixBytes + frameLength else { return nil }
+        let start = buffer.readerIndex + FrameCodec.lengthPrefixBytes
+        let result = buffer.withUnsafeReadableBytes { raw -> Result<Frame, FrameError> in
+            let slice = UnsafeRawBufferPointer(rebasing: raw[(start - buffer.readerIndex)..<(start - buffer.readerIndex + frameLength)])
+            return Result { () throws(FrameError) in try FrameCodec.decode(slice) }
+        }
+        buffer.moveReaderIndex(forwardBy: FrameCodec.lengthPrefixBytes + frameLength)
+        return try result.get()
+    }
+}
+
+/// The NIO face of `FrameParser`.
+public struct FrameDecoder: ByteToMessageDecoder {
+    public typealias InboundOut = Frame
+    private let parser: FrameParser
+
+    public init(maxFrameBytes: Int) {
+        self.parser = FrameParser(maxFrameBytes: maxFrameBytes)
+    }
+
+    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        guard let frame = try self.parser.next(from: &buffer) else { return .needMoreData }
+        context.fireChannelRead(Self.wrapInboundOut(frame))
+        return .continue
+    }
+
+    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
+        while try self.decode(context: context, buffer: &buffer) == .continue {}
+        // Trailing bytes of a cut-off frame are dropped: the peer is gone.
+        return .needMoreData
+    }
+}

@@ -1,0 +1,142 @@
+/// Swift forms of the router<->worker messages (`portcullis.proto`). Only
+/// `FrameCodec` touches the protobuf-c structs.
+public enum WireProtocol {
+    /// Bump on any change an older peer would misread (see the .proto).
+    public static let version: UInt32 = 1
+    /// Router -> worker frames carry config snapshots, so they may be large.
+    public static let maxRouterFrameBytes = 64 << 20
+    /// Worker -> router frames are decisions and acks: small.
+    public static let maxWorkerFrameBytes = 1 << 20
+}
+
+public struct Hello: Sendable, Equatable {
+    public enum Role: String, Sendable { case router, worker }
+    public var protocolVersion: UInt32
+    public var role: Role
+    public var workerIndex: UInt32
+    public var pid: UInt32
+
+    public init(protocolVersion: UInt32 = WireProtocol.version, role: Role, workerIndex: UInt32, pid: UInt32) {
+        self.protocolVersion = protocolVersion
+        self.role = role
+        self.workerIndex = workerIndex
+        self.pid = pid
+    }
+}
+
+public struct DecisionRequest: Sendable, Equatable {
+    public var clientID: String
+    public var profileID: String
+    public var method: String
+    public var path: String
+    public var sourceIP: IPAddress?
+    public var authorization: String
+    public var requestID: String
+    public var certSubject: String
+    public var certFingerprint: String
+
+    public init(
+        clientID: String = "", profileID: String = "", method: String = "GET", path: String = "/",
+        sourceIP: IPAddress? = nil, authorization: String = "", requestID: String = "",
+        certSubject: String = "", certFingerprint: String = ""
+    ) {
+        self.clientID = clientID
+        self.profileID = profileID
+        self.method = method
+        self.path = path
+        self.sourceIP = sourceIP
+        self.authorization = authorization
+        self.requestID = requestID
+        self.certSubject = certSubject
+        self.certFingerprint = certFingerprint
+    }
+}
+
+public struct DecisionResponse: Sendable, Equatable {
+    public enum Outcome: Sendable, Equatable { case allow, deny, unavailable }
+
+    public var outcome: Outcome
+    public var status: Int
+    public var errorCode: String
+    public var reason: String
+    public var message: String
+    public var retryAfterSeconds: Int
+    public var allow: String
+    public var rateLimitPolicy: String
+    public var rateLimit: String
+    public var collectionID: String
+    public var stripPrefixBytes: Int
+    public var authType: String
+    public var policyID: String
+
+    public init(
+        outcome: Outcome, status: Int = 200, errorCode: String = "", reason: String = "", message: String = "",
+        retryAfterSeconds: Int = 0, allow: String = "", rateLimitPolicy: String = "", rateLimit: String = "",
+        collectionID: String = "", stripPrefixBytes: Int = 0, authType: String = "", policyID: String = ""
+    ) {
+        self.outcome = outcome
+        self.status = status
+        self.errorCode = errorCode
+        self.reason = reason
+        self.message = message
+        self.retryAfterSeconds = retryAfterSeconds
+        self.allow = allow
+        self.rateLimitPolicy = rateLimitPolicy
+        self.rateLimit = rateLimit
+        self.collectionID = collectionID
+        self.stripPrefixBytes = stripPrefixBytes
+        self.authType = authType
+        self.policyID = policyID
+    }
+}
+
+public struct ConfigSnapshotMessage: Sendable, Equatable {
+    public var version: UInt64
+    public var modelJSON: [UInt8]
+    public init(version: UInt64, modelJSON: [UInt8]) {
+        self.version = version
+        self.modelJSON = modelJSON
+    }
+}
+
+public struct ConfigAck: Sendable, Equatable {
+    public var version: UInt64
+    public var error: String
+    public init(version: UInt64, error: String = "") {
+        self.version = version
+        self.error = error
+    }
+}
+
+public enum FrameBody: Sendable, Equatable {
+    case hello(Hello)
+    case decide(DecisionRequest)
+    case decision(DecisionResponse)
+    case config(ConfigSnapshotMessage)
+    case configAck(ConfigAck)
+}
+
+public struct Frame: Sendable, Equatable {
+    public var id: UInt64
+    public var body: FrameBody
+    public init(id: UInt64, body: FrameBody) {
+        self.id = id
+        self.body = body
+    }
+}
+
+public enum FrameError: Error, Equatable, Sendable, CustomStringConvertible {
+    case oversized(length: Int, limit: Int)
+    case malformed
+    case missingBody
+    case invalidField(String)
+
+    public var description: String {
+        switch self {
+        case .oversized(let length, let limit): return "frame of \(length) bytes exceeds the \(limit)-byte limit"
+        case .malformed: return "frame is not a valid protobuf Envelope"
+        case .missingBody: return "frame has no body"
+        case .invalidField(let field): return "frame field \(field) is invalid"
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import Shared
+
+/// A policy compiled for the limiter, with its header names fixed once.
+struct CompiledPolicy {
+    struct Limit {
+        let name: String
+        let limit: Int
+        let burst: Int
+        let windowSeconds: Int
+    }
+    struct Quota {
+        let name: String
+        let limit: Int
+        let period: QuotaPeriod
+    }
+
+    let id: String
+    let limits: [Limit]
+    let quotas: [Quota]
+    /// Identifies the limits' shape: bucket state survives a config reload
+    /// only while this stays the same.
+    let fingerprint: String
+
+    init(_ policy: PolicyConfig) {
+        var used: [String: Int] = [:]
+        func name(_ base: String) -> String {
+            let n = (used[base] ?? 0) + 1
+            used[base] = n
+            return n == 1 ? base : "\(base)-\(n)"
+        }
+        self.id = policy.id
+        self.limits = policy.rateLimits.map {
+            Limit(name: name($0.per.rawValue), limit: $0.limit, burst: $0.effectiveBurst, windowSeconds: $0.per.seconds)
+        }
+        self.quotas = policy.quotas.map { Quota(name: name($0.per.rawValue), limit: $0.limit, period: $0.per) }
+        self.fingerprint =
+            policy.rateLimits.map { "\($0.limit)/\($0.per.rawValue)/\($0.effectiveBurst)" }.joined(separator: ",") + "|"
+            + policy.quotas.map { "\($0.limit)/\($0.per.rawValue)" }.joined(separator: ",")
+    }
+
+    var isEmpty: Bool { self.limits.isEmpty && self.quotas.isEmpty }
+}
+
+/// One client's buckets and quota counters under its policy.
+struct ClientLimitState {
+    let fingerprint: String
+    var buckets: [TokenBucket]
+    var quotas: [QuotaCounter]
+
+    init(policy: CompiledPolicy, time: DecisionTime) {
+        self.fingerprint = policy.fingerprint
+        self.buckets = policy.limits.map {
+            TokenBucket(limit: $0.limit, burst: $0.burst, windowSeconds: $0.windowSeconds, now: time.monotonicNanos)
+        }
+        self.quotas = policy.quotas.map { QuotaCounter(limit: $0.limit, period: $0.period, now: time.unixSeconds) }
+    }
+}
+
+/// The verdict of check 9, with the SPEC §2 header values either way.
+struct LimitVerdict {
+    enum Outcome: Equatable {
+        case allowed
+        case rateLimited(retryAfter: Int)
+        case quotaExceeded(retryAfter: Int)
+    }
+    let outcome: Outcome
+    let policyHeader: String
+    let rateLimitHeader: String
+}
+
+/// Owns every client's limit state in this worker. Confined to the worker's
+/// single event loop, so no locking: the worker is the only writer.
+final class PolicyLimiter {
+    private var states: [String: ClientLimitState] = [:]
+
+    var trackedClients: Int { self.states.count }
+
+    /// Checks every limit and quota first and consumes only if all pass: a
+    /// rejected request costs nothing, so a client over its limit is never
+    /// held out for longer than the window (unlike counting rejections).
+    func check(clientID: String, policy: CompiledPolicy, time: DecisionTime) -> LimitVerdict {
+        var state = self.states[clientID] ?? ClientLimitState(policy: policy, time: time)
+        if state.fingerprint != policy.fingerprint { state = ClientLimitState(policy: policy, time: time) }
+
+        var rateRetry = 0
+        for index in state.buckets.indices {
+            state.buckets[index].refill(now: time.monotonicNanos)
+            if !state.buckets[index].hasToken { rateRetry = max(rateRetry, state.buckets[index].secondsUntilToken) }
+        }
+        var quotaRetry = 0
+        for index in state.quotas.indices {
+            state.quotas[index].roll(now: time.unixSeconds)
+            if !state.quotas[index].hasRoom { quotaRetry = max(quotaRetry, state.quotas[index].secondsUntilReset(now: time.unixSeconds)) }
+        }
+
+        let outcome: LimitVerdict.Outcome
+        if rateRetry > 0 {
+            outcome = .rateLimited(retryAfter: rateRetry)
+        } else if quotaRetry > 0 {
+            outcome = .quotaExceeded(retryAfter: quotaRetry)
+        } else {
+            outcome = .allowed
+            for index in state.buckets.indices { state.buckets[index].take() }
+            for index in state.quotas.indices { state.quotas[index].take() }
+        }
+        self.states[clientID] = state
+        return LimitVerdict(
+            outcome: outcome,
+            policyHeader: RateLimitHeaders.policy(policy, state: state),
+            rateLimitHeader: RateLimitHeaders.tightest(policy, state: state, now: time.unixSeconds))
+    }
+
+    /// Drops state of clients that left this worker or whose policy changed
+    /// shape; keeps the rest so a reload does not refill anyone's bucket.
+    func retain(where keep: (String, String) -> Bool) {
+        self.states = self.states.filter { keep($0.key, $0.value.fingerprint) }
+    }
+}
+
+/// `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers
+/// -07 and later, structured fields): q = limit, w = window seconds (a
+/// calendar quota's current window length), r = remaining, t = seconds until
+/// the bucket is full again or the window ends.
+enum RateLimitHeaders {
+    static func policy(_ policy: CompiledPolicy, state: ClientLimitState) -> String {
+        var items: [String] = []
+        items.reserveCapacity(policy.limits.count + policy.quotas.count)
+        for limit in policy.limits { items.append("\"\(limit.name)\";q=\(limit.limit);w=\(limit.windowSeconds)") }
+        for (index, quota) in policy.quotas.enumerated() {
+            items.append("\"\(quota.name)\";q=\(quota.limit);w=\(state.quotas[index].window.lengthSeconds)")
+        }
+        return items.joined(separator: ", ")
+    }
+
+    /// The limit or quota with the fewest remaining requests; ties go to the
+    /// shortest window.
+    static func tightest(_ policy: CompiledPolicy, state: ClientLimitState, now: Int64) -> String {
+        var best: (remaining: Int, window: Int, name: String, reset: Int)? = nil
+        func consider(_ remaining: Int, _ window: Int, _ name: String, _ reset: Int) {
+            if let current = best, (current.remaining, current.window) <= (remaining, window) { return }
+            best = (remaining, window, name, reset)
+        }
+        for (index, limit) in policy.limits.enumerated() {
+            let bucket = state.buckets[index]
+            consider(bucket.remaining, limit.windowSeconds, limit.name, bucket.secondsUntilFull)
+        }
+        for (index, quota) in policy.quotas.enumerated() {
+            let counter = state.quotas[index]
+            consider(counter.remaining, counter.window.lengthSeconds, quota.name, counter.secondsUntilReset(now: now))
+        }
+        guard let best else { return "" }
+        return "\"\(best.name)\";r=\(best.remaining);t=\(best.reset)"
+    }
+}

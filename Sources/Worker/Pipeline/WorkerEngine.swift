@@ -1,0 +1,60 @@
+import Shared
+
+/// The worker's state: the current model and every client's limits. All of
+/// it is confined to the worker's one event loop: one writer, no locks, and
+/// limits stay exact.
+final class WorkerEngine {
+    let workerIndex: Int
+    private(set) var model: WorkerModel?
+    let limiter = PolicyLimiter()
+    private let clock: any DecisionClock
+
+    init(workerIndex: Int, clock: any DecisionClock = SystemDecisionClock()) {
+        self.workerIndex = workerIndex
+        self.clock = clock
+    }
+
+    /// Puts a new snapshot in force. Limit state survives for clients whose
+    /// policy kept its shape; a model that fails to compile changes nothing.
+    func apply(_ snapshot: WorkerSnapshot) throws(ConfigError) {
+        let model = try WorkerModel(snapshot: snapshot)
+        self.limiter.retain { clientID, fingerprint in
+            model.clients[clientID]?.policy?.fingerprint == fingerprint
+        }
+        self.model = model
+    }
+
+    func decide(_ request: DecisionRequest) -> DecisionResponse {
+        guard let model = self.model else {
+            return DecisionResponse(
+                outcome: .unavailable, status: 503, errorCode: ErrorCode.workerUnavailable.rawValue,
+                reason: ReasonCode.noConfig.rawValue, message: "worker has no config yet", retryAfterSeconds: 1)
+        }
+        let pipeline = DecisionPipeline(environment: PipelineEnvironment(model: model, limiter: self.limiter))
+        let (decision, context) = pipeline.decide(request, at: self.clock.now())
+        return Self.response(decision, context)
+    }
+
+    static func response(_ decision: Decision, _ context: DecisionContext) -> DecisionResponse {
+        var response: DecisionResponse
+        switch decision {
+        case .allowed(let allowance):
+            response = DecisionResponse(
+                outcome: .allow, status: 200, reason: ReasonCode.allowed.rawValue,
+                collectionID: allowance.collectionID, stripPrefixBytes: allowance.stripPrefixBytes)
+        case .denied(let error), .unavailable(let error):
+            let outcome: DecisionResponse.Outcome = if case .denied = decision { .deny } else { .unavailable }
+            response = DecisionResponse(
+                outcome: outcome, status: error.status, errorCode: error.code.rawValue, reason: error.reason,
+                message: error.message, retryAfterSeconds: error.retryAfterSeconds ?? 0, allow: error.allow ?? "",
+                collectionID: context.route?.collectionID ?? "")
+        }
+        response.authType = context.profile?.authType.rawValue ?? ""
+        if let limits = context.limits {
+            response.rateLimitPolicy = limits.policyHeader
+            response.rateLimit = limits.rateLimitHeader
+        }
+        response.policyID = context.client?.policy?.id ?? ""
+        return response
+    }
+}
