@@ -23,6 +23,7 @@ struct DemoUpstream {
         var host = "127.0.0.1"
         var port = 9000
         var threads = 1
+        var raw = false
         var index = 0
         while index < arguments.count {
             switch arguments[index] {
@@ -36,8 +37,13 @@ struct DemoUpstream {
             case "--threads" where index + 1 < arguments.count:
                 threads = max(1, Int(arguments[index + 1]) ?? 1)
                 index += 2
+            case "--raw":
+                // A fixed response per request, parsed with no HTTP codec:
+                // the cheapest possible backend for benchmarks.
+                raw = true
+                index += 1
             case "--help", "-h":
-                print("usage: portcullis-demo-upstream [--listen HOST:PORT] [--threads N]")
+                print("usage: portcullis-demo-upstream [--listen HOST:PORT] [--threads N] [--raw]")
                 return
             default:
                 print("unknown argument \(arguments[index])")
@@ -51,8 +57,12 @@ struct DemoUpstream {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                    if raw {
+                        try channel.pipeline.syncOperations.addHandler(RawStaticHandler())
+                    } else {
+                        try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                        try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                    }
                 }
             }
             .bind(host: host, port: port)
@@ -174,5 +184,35 @@ final class UpstreamHandler: ChannelInboundHandler {
 extension String {
     fileprivate func leftPad(_ width: Int) -> String {
         String(repeating: "0", count: max(0, width - self.count)) + self
+    }
+}
+
+/// Answers every request (GET/HEAD without a body) with the same bytes.
+final class RawStaticHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private static let response = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{\"ok\":true}".utf8)
+    private var pending = 0
+    private var matched = 0
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = Self.unwrapInboundIn(data)
+        let terminator: [UInt8] = [13, 10, 13, 10]
+        for byte in buffer.readableBytesView {
+            self.matched = byte == terminator[self.matched] ? self.matched + 1 : (byte == 13 ? 1 : 0)
+            if self.matched == 4 {
+                self.matched = 0
+                self.pending += 1
+            }
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        guard self.pending > 0 else { return }
+        var out = context.channel.allocator.buffer(capacity: Self.response.count * self.pending)
+        for _ in 0..<self.pending { out.writeBytes(Self.response) }
+        self.pending = 0
+        context.writeAndFlush(Self.wrapOutboundOut(out), promise: nil)
     }
 }

@@ -1,11 +1,10 @@
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 
 /// Keep-alive connections to upstreams, per event loop, so a request and
 /// its upstream exchange never change threads. Idle connections are reused
-/// last-in-first-out (the warmest one first); a connection the upstream
-/// closed while idle is dropped when noticed.
+/// last-in-first-out (the warmest first); one the upstream closed while
+/// idle is dropped when noticed.
 final class UpstreamPool {
     struct Key: Hashable {
         let host: String
@@ -23,10 +22,8 @@ final class UpstreamPool {
 
     func takeIdle(_ key: Key) -> UpstreamConnection? {
         while let connection = self.idle[key]?.popLast() {
-            if connection.channel.isActive {
-                connection.isIdle = false
-                return connection
-            }
+            connection.isIdle = false
+            if connection.channel.isActive { return connection }
         }
         return nil
     }
@@ -37,14 +34,13 @@ final class UpstreamPool {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    try channel.pipeline.syncOperations.addHandler(UpstreamHandler())
+                    try channel.pipeline.syncOperations.addHandler(UpstreamConnectionHandler())
                 }
             }
             .connect(host: key.host, port: key.port)
             .assumeIsolated()
             .flatMapThrowing { channel in
-                let handler = try channel.pipeline.syncOperations.handler(type: UpstreamHandler.self)
+                let handler = try channel.pipeline.syncOperations.handler(type: UpstreamConnectionHandler.self)
                 let connection = UpstreamConnection(key: key, channel: channel, handler: handler)
                 handler.pool = self
                 handler.connection = connection
@@ -55,7 +51,7 @@ final class UpstreamPool {
 
     /// Back to the pool if it can carry another request; closed otherwise.
     func release(_ connection: UpstreamConnection) {
-        connection.handler.delegate = nil
+        connection.handler.detach()
         guard connection.channel.isActive, (self.idle[connection.key]?.count ?? 0) < Self.maxIdlePerKey else {
             connection.channel.close(promise: nil)
             return
@@ -76,21 +72,22 @@ final class UpstreamPool {
 final class UpstreamConnection {
     let key: UpstreamPool.Key
     let channel: any Channel
-    let handler: UpstreamHandler
+    let handler: UpstreamConnectionHandler
     var isIdle = false
 
-    init(key: UpstreamPool.Key, channel: any Channel, handler: UpstreamHandler) {
+    init(key: UpstreamPool.Key, channel: any Channel, handler: UpstreamConnectionHandler) {
         self.key = key
         self.channel = channel
         self.handler = handler
     }
 }
 
-/// The request handler that currently owns an upstream connection.
+/// The request that currently owns an upstream connection.
 protocol UpstreamDelegate: AnyObject {
-    func upstreamResponseHead(_ head: HTTPResponseHead)
-    func upstreamResponseBody(_ body: ByteBuffer)
-    func upstreamResponseEnd()
+    func upstreamResponseHead(_ head: HTTPHead, framing: BodyFraming)
+    func upstreamResponseBody(_ body: ByteBufferSlice)
+    /// `reusable`: the response was framed so the connection can carry another.
+    func upstreamResponseEnd(reusable: Bool)
     func upstreamReadComplete()
     func upstreamFailed(_ failure: UpstreamFailure)
     func upstreamWritabilityChanged(isWritable: Bool)
@@ -100,78 +97,4 @@ enum UpstreamFailure: Error, Equatable {
     case closed
     case malformed(String)
     case other(String)
-}
-
-/// Sits on an upstream channel and hands response parts to its delegate.
-/// Reads can be paused while the client cannot take more bytes.
-final class UpstreamHandler: ChannelDuplexHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundIn = HTTPClientRequestPart
-    typealias OutboundOut = HTTPClientRequestPart
-
-    weak var delegate: (any UpstreamDelegate)?
-    weak var pool: UpstreamPool?
-    weak var connection: UpstreamConnection?
-    private var readsPaused = false
-    private var readPending = false
-    private var context: ChannelHandlerContext?
-
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        self.context = nil
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard let delegate = self.delegate else { return }
-        switch Self.unwrapInboundIn(data) {
-        case .head(let head): delegate.upstreamResponseHead(head)
-        case .body(let body): delegate.upstreamResponseBody(body)
-        case .end: delegate.upstreamResponseEnd()
-        }
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        self.delegate?.upstreamReadComplete()
-    }
-
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        self.delegate?.upstreamWritabilityChanged(isWritable: context.channel.isWritable)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        if let delegate = self.delegate {
-            self.delegate = nil
-            delegate.upstreamFailed(.closed)
-        } else if let connection = self.connection {
-            self.pool?.idleConnectionClosed(connection)
-        }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if let delegate = self.delegate {
-            self.delegate = nil
-            let failure: UpstreamFailure = error is HTTPParserError ? .malformed("\(error)") : .other("\(error)")
-            delegate.upstreamFailed(failure)
-        }
-        context.close(promise: nil)
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if self.readsPaused {
-            self.readPending = true
-        } else {
-            context.read()
-        }
-    }
-
-    func setReadsPaused(_ paused: Bool) {
-        self.readsPaused = paused
-        if !paused, self.readPending, let context = self.context {
-            self.readPending = false
-            context.read()
-        }
-    }
 }

@@ -1,0 +1,207 @@
+import NIOCore
+
+/// Why a head was refused; each maps to the status the client gets.
+enum HTTPHeadError: Error, Equatable {
+    /// Malformed syntax (400).
+    case malformed(String)
+    /// Head larger than the limit, or too many fields (431).
+    case tooLarge
+    /// Only HTTP/1.0 and HTTP/1.1 are spoken here (505).
+    case unsupportedVersion
+}
+
+/// Parses HTTP/1.x heads strictly (RFC 9112): CRLF line ends only, a token
+/// for every field name with no space before the colon, no obsolete line
+/// folding, no control characters in values. Leniency in a proxy is how
+/// request smuggling starts, so anything off-grammar is refused.
+///
+/// Pure and incremental: `scan` remembers how far it looked, so a head that
+/// arrives in pieces is not rescanned from the start.
+struct HTTPHeadParser {
+    enum Kind {
+        case request
+        case response
+    }
+
+    enum Result {
+        case needMore
+        /// The head, and how many bytes (including leading blank lines) it took.
+        case head(HTTPHead, consumed: Int)
+        case invalid(HTTPHeadError)
+    }
+
+    static let maxFields = 256
+
+    let kind: Kind
+    let maxHeadBytes: Int
+    private var scanned = 0
+
+    init(kind: Kind, maxHeadBytes: Int) {
+        self.kind = kind
+        self.maxHeadBytes = maxHeadBytes
+    }
+
+    mutating func reset() { self.scanned = 0 }
+
+    /// Looks for a complete head at the start of `buffer` without consuming it.
+    mutating func parse(_ buffer: ByteBuffer) -> Result {
+        let outcome: (Int, Int)? = buffer.withUnsafeReadableBytes { raw -> (Int, Int)? in
+            // RFC 9112 §2.2: ignore at least one empty line before a request.
+            var start = 0
+            while start + 1 < raw.count && raw[start] == 13 && raw[start + 1] == 10 { start += 2 }
+            var index = max(start, self.scanned - 3)
+            while index + 3 < raw.count {
+                if raw[index + 3] != 10 {
+                    // Skip ahead: the terminator's last byte is LF.
+                    index += raw[index + 3] == 13 ? 1 : 4
+                    continue
+                }
+                if raw[index] == 13 && raw[index + 1] == 10 && raw[index + 2] == 13 {
+                    return (start, index + 4)
+                }
+                index += 1
+            }
+            self.scanned = max(self.scanned, raw.count)
+            return nil
+        }
+        guard let (start, end) = outcome else {
+            return buffer.readableBytes > self.maxHeadBytes + 4 ? .invalid(.tooLarge) : .needMore
+        }
+        self.scanned = 0
+        guard end - start <= self.maxHeadBytes + 2 else { return .invalid(.tooLarge) }
+        guard let bytes = buffer.getSlice(at: buffer.readerIndex + start, length: end - start) else { return .needMore }
+        switch Self.parseHead(bytes, kind: self.kind) {
+        case .success(let head): return .head(head, consumed: end)
+        case .failure(let error): return .invalid(error)
+        }
+    }
+
+    /// `bytes` holds one complete head ending in CRLF CRLF.
+    static func parseHead(_ bytes: ByteBuffer, kind: Kind) -> Swift.Result<HTTPHead, HTTPHeadError> {
+        bytes.withUnsafeReadableBytes { raw -> Swift.Result<HTTPHead, HTTPHeadError> in
+            let count = raw.count
+            guard let lineEnd = Self.lineEnd(raw, from: 0) else { return .failure(.malformed("bad line ending")) }
+            let startLine: HTTPHead.StartLine
+            let minor: Int
+            switch kind {
+            case .request:
+                guard let parsed = Self.requestLine(raw, end: lineEnd) else { return .failure(.malformed("bad request line")) }
+                if case .failure(let error) = parsed { return .failure(error) }
+                guard case .success(let line) = parsed else { return .failure(.malformed("bad request line")) }
+                startLine = .request(method: line.method, target: line.target)
+                minor = line.minor
+            case .response:
+                guard let line = Self.statusLine(raw, end: lineEnd) else { return .failure(.malformed("bad status line")) }
+                startLine = .response(status: line.status, reason: line.reason)
+                minor = line.minor
+            }
+
+            var fields: [HTTPField] = []
+            fields.reserveCapacity(16)
+            var index = lineEnd + 2
+            while index < count {
+                guard let end = Self.lineEnd(raw, from: index) else { return .failure(.malformed("bad line ending")) }
+                if end == index { break }  // the empty line ending the head
+                let first = raw[index]
+                if first == 0x20 || first == 0x09 { return .failure(.malformed("obsolete line folding")) }
+                var colon = index
+                while colon < end && CharacterClass.isToken(raw[colon]) { colon += 1 }
+                guard colon > index, colon < end, raw[colon] == UInt8(ascii: ":") else {
+                    return .failure(.malformed("bad header field name"))
+                }
+                var valueStart = colon + 1
+                while valueStart < end && (raw[valueStart] == 0x20 || raw[valueStart] == 0x09) { valueStart += 1 }
+                var valueEnd = end
+                while valueEnd > valueStart && (raw[valueEnd - 1] == 0x20 || raw[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+                var cursor = valueStart
+                while cursor < valueEnd {
+                    guard CharacterClass.isFieldValue(raw[cursor]) else { return .failure(.malformed("control character in header value")) }
+                    cursor += 1
+                }
+                guard fields.count < Self.maxFields else { return .failure(.tooLarge) }
+                fields.append(HTTPField(nameStart: Int32(index), nameEnd: Int32(colon), valueStart: Int32(valueStart), valueEnd: Int32(valueEnd)))
+                index = end + 2
+            }
+            return .success(HTTPHead(bytes: bytes, startLine: startLine, minorVersion: minor, fields: fields))
+        }
+    }
+
+    /// Offset of the CR of the CRLF ending the line that starts at `from`;
+    /// nil for a bare CR or LF.
+    private static func lineEnd(_ raw: UnsafeRawBufferPointer, from: Int) -> Int? {
+        var index = from
+        while index + 1 < raw.count {
+            let byte = raw[index]
+            if byte == 13 { return raw[index + 1] == 10 ? index : nil }
+            if byte == 10 { return nil }
+            index += 1
+        }
+        return nil
+    }
+
+    private struct RequestLine {
+        let method: Range<Int>
+        let target: Range<Int>
+        let minor: Int
+    }
+
+    private static func requestLine(_ raw: UnsafeRawBufferPointer, end: Int) -> Swift.Result<RequestLine, HTTPHeadError>? {
+        var index = 0
+        while index < end && CharacterClass.isToken(raw[index]) { index += 1 }
+        guard index > 0, index < end, raw[index] == 0x20 else { return nil }
+        let method = 0..<index
+        index += 1
+        let targetStart = index
+        while index < end && CharacterClass.isTargetByte(raw[index]) { index += 1 }
+        guard index > targetStart, index < end, raw[index] == 0x20 else { return nil }
+        let target = targetStart..<index
+        index += 1
+        guard end - index == 8 else { return nil }
+        guard let minor = Self.version(raw, at: index) else { return .failure(.unsupportedVersion) }
+        return .success(RequestLine(method: method, target: target, minor: minor))
+    }
+
+    private static func statusLine(_ raw: UnsafeRawBufferPointer, end: Int) -> (status: Int, reason: Range<Int>, minor: Int)? {
+        guard end >= 12, let minor = Self.version(raw, at: 0), raw[8] == 0x20 else { return nil }
+        var status = 0
+        for index in 9..<12 {
+            let digit = raw[index]
+            guard digit >= 0x30 && digit <= 0x39 else { return nil }
+            status = status * 10 + Int(digit - 0x30)
+        }
+        guard status >= 100 else { return nil }
+        if end == 12 { return (status, 12..<12, minor) }
+        guard raw[12] == 0x20 else { return nil }
+        for index in 13..<end where !CharacterClass.isFieldValue(raw[index]) { return nil }
+        return (status, 13..<end, minor)
+    }
+
+    /// `HTTP/1.0` or `HTTP/1.1` at `at`; nil for anything else.
+    private static func version(_ raw: UnsafeRawBufferPointer, at start: Int) -> Int? {
+        let prefix: StaticString = "HTTP/1."
+        for index in 0..<7 where raw[start + index] != prefix.utf8Start[index] { return nil }
+        switch raw[start + 7] {
+        case UInt8(ascii: "0"): return 0
+        case UInt8(ascii: "1"): return 1
+        default: return nil
+        }
+    }
+}
+
+/// RFC 9110 character classes, as 256-entry tables.
+enum CharacterClass {
+    private static let token: [Bool] = (0..<256).map { c in
+        switch c {
+        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
+        default: return "!#$%&'*+-.^_`|~".utf8.contains(UInt8(c))
+        }
+    }
+
+    @inline(__always) static func isToken(_ c: UInt8) -> Bool { self.token[Int(c)] }
+
+    /// Field content: visible characters, obs-text, space and tab.
+    @inline(__always) static func isFieldValue(_ c: UInt8) -> Bool { c >= 0x20 ? c != 0x7F : c == 0x09 }
+
+    /// Request targets are visible ASCII only.
+    @inline(__always) static func isTargetByte(_ c: UInt8) -> Bool { c > 0x20 && c < 0x7F }
+}

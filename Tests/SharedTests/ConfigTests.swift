@@ -1,0 +1,186 @@
+import Testing
+
+@testable import Shared
+
+@Suite("Config loading and validation")
+struct ConfigTests {
+    static let tokenHash = Crypto.sha256("pcl_test").hex
+
+    static let valid = """
+        server:
+          listen: "127.0.0.1:8080"
+          trusted_proxies: ["10.0.0.0/8"]
+          decision_log: off
+        collections:
+          - id: orders
+            upstream: { url: "http://127.0.0.1:9000/base/", timeout_ms: 2000, credential: backend }
+            routes: [ { path_prefix: /orders }, { path_prefix: /v2/orders/, strip_prefix: true } ]
+        credentials:
+          - { id: backend, header: X-Api-Key, value: "$BACKEND_KEY" }
+        policies:
+          - id: standard
+            rate_limits: [ { limit: 100, per: second, burst: 200 }, { limit: 3000, per: minute } ]
+            quotas: [ { limit: 100000, per: day } ]
+        clients:
+          - id: acme
+            collections: [orders]
+            policy: standard
+            profiles:
+              - id: acme-token
+                auth: { type: token, token_sha256: "\(tokenHash)" }
+                allowed_methods: [GET, POST]
+                allowed_ips: ["10.0.0.0/24", "2001:db8::/32"]
+              - id: acme-open
+                status: inactive
+                auth: { type: none }
+        """
+
+    @Test("a valid file loads with defaults filled in")
+    func loadsValid() throws {
+        let config = try ConfigLoader.validate(ConfigLoader.parse(yaml: Self.valid), environment: ["BACKEND_KEY": "k"])
+        #expect(config.model.server.decisionLog == "off")
+        #expect(config.model.server.adminListen == "127.0.0.1:8081")
+        #expect(config.model.server.limits == LimitsConfig())
+        #expect(config.model.clients[0].status == .active)
+        #expect(config.model.clients[0].profiles[1].status == .inactive)
+        #expect(config.model.policies[0].rateLimits[1].effectiveBurst == 3000)
+        #expect(config.credentials["backend"] == ResolvedCredential(header: "X-Api-Key", value: "k"))
+        #expect(config.upstreams["orders"]?.basePath == "/base")
+        #expect(config.upstreams["orders"]?.port == 9000)
+        #expect(config.trustedProxies.contains(IPAddress("10.9.9.9")!))
+    }
+
+    private func issues(_ yaml: String, environment: [String: String] = ["BACKEND_KEY": "k"]) -> [String] {
+        do {
+            _ = try ConfigLoader.validate(ConfigLoader.parse(yaml: yaml), environment: environment)
+            return []
+        } catch {
+            return error.issues.map(\.description)
+        }
+    }
+
+    @Test("an unknown key is an error naming where it is")
+    func unknownKey() {
+        let yaml = Self.valid.replacingFirst("allowed_ips:", with: "alowed_ips:")
+        let found = self.issues(yaml)
+        #expect(found.count == 1)
+        #expect(found.first?.hasPrefix("clients[0].profiles[0].alowed_ips: unknown key") == true)
+    }
+
+    @Test("a type error names the field")
+    func typeError() {
+        let found = self.issues(Self.valid.replacingFirst("timeout_ms: 2000", with: "timeout_ms: soon"))
+        #expect(found == ["collections[0].upstream.timeout_ms: expected an integer"])
+    }
+
+    @Test("a quota period under rate_limits gets a hint")
+    func windowHint() {
+        let found = self.issues(Self.valid.replacingFirst("per: minute", with: "per: day"))
+        #expect(found.first?.contains("policies[0].rate_limits[1].per") == true)
+        #expect(found.first?.contains("put it under quotas") == true)
+    }
+
+    @Test("semantic problems are all reported at once")
+    func semantic() {
+        let yaml = Self.valid
+            .replacingFirst("policy: standard", with: "policy: missing")
+            .replacingFirst("collections: [orders]", with: "collections: [orders, nope]")
+            .replacingFirst("\(Self.tokenHash)", with: "abc")
+            .replacingFirst("\"10.0.0.0/24\"", with: "\"10.0.0.0/99\"")
+            .replacingFirst("[GET, POST]", with: "[get]")
+            .replacingFirst("id: acme-open", with: "id: acme-token")
+        let found = Set(self.issues(yaml))
+        #expect(found.contains("clients[0].policy: no policy with id missing"))
+        #expect(found.contains("clients[0].collections[1]: no collection with id nope"))
+        #expect(found.contains("clients[0].profiles[0].auth.token_sha256: must be 64 hex digits (SHA-256 of the token)"))
+        #expect(found.contains("clients[0].profiles[0].allowed_ips[0]: not an IP address or CIDR range"))
+        #expect(found.contains("clients[0].profiles[0].allowed_methods[0]: not an HTTP method (use upper case, e.g. GET)"))
+        #expect(found.contains { $0.hasPrefix("clients[0].profiles[1].id: profile id acme-token is already used") })
+        #expect(found.count == 6)
+    }
+
+    @Test("profile ids are unique across clients")
+    func profileIDsGlobal() {
+        let yaml = Self.valid + """
+
+              - id: other
+                profiles:
+                  - id: acme-token
+                    auth: { type: none }
+            """
+        #expect(self.issues(yaml).contains { $0.hasPrefix("clients[1].profiles[0].id: profile id acme-token is already used by client acme") })
+    }
+
+    @Test("secrets must resolve, and plaintext is refused")
+    func secrets() {
+        #expect(self.issues(Self.valid, environment: [:]) == ["credentials[0].value: environment variable BACKEND_KEY is not set"])
+        let plaintext = Self.valid.replacingFirst("\"$BACKEND_KEY\"", with: "hunter2")
+        #expect(self.issues(plaintext).first?.hasPrefix("credentials[0].value: secrets are never stored in plaintext") == true)
+    }
+
+    @Test("two collections cannot claim one prefix")
+    func duplicatePrefix() {
+        let yaml = Self.valid.replacingFirst(
+            "credentials:",
+            with: """
+                  - id: shadow
+                    upstream: { url: "http://127.0.0.1:9001" }
+                    routes: [ { path_prefix: /orders/ } ]
+                credentials:
+                """)
+        #expect(self.issues(yaml) == ["collections[1].routes[0].path_prefix: /orders/ is already routed to collection orders"])
+    }
+
+    @Test("auth types this build cannot enforce are refused at load")
+    func unsupportedAuth() {
+        let yaml = Self.valid.replacingFirst("auth: { type: none }", with: "auth: { type: mtls }")
+        #expect(self.issues(yaml) == ["clients[0].profiles[1].auth.type: auth type mtls is not available in this build yet"])
+    }
+
+    @Test("an empty document is an empty model")
+    func empty() throws {
+        let model = try ConfigLoader.parse(yaml: "")
+        #expect(model.clients.isEmpty)
+        #expect(model.server.listen == "0.0.0.0:8080")
+    }
+
+    @Test("upstream URLs and listen addresses parse strictly")
+    func endpoints() {
+        #expect(UpstreamURL("http://backend")?.port == 80)
+        #expect(UpstreamURL("http://[::1]:9000")?.host == "::1")
+        #expect(UpstreamURL("http://[::1]:9000")?.authority == "[::1]:9000")
+        #expect(UpstreamURL("https://backend") == nil)
+        #expect(UpstreamURL("http://user@backend") == nil)
+        #expect(UpstreamURL("http://backend/x?y") == nil)
+        #expect(HostPort("[::]:8080") == HostPort(host: "::", port: 8080))
+        #expect(HostPort("0.0.0.0:99999") == nil)
+        #expect(HostPort("nohost") == nil)
+    }
+
+    @Test("worker snapshots split clients and remember who owns other profiles")
+    func partition() throws {
+        let model = try ConfigLoader.parse(yaml: Self.valid + """
+
+              - id: beta
+                profiles:
+                  - id: beta-open
+                    auth: { type: none }
+            """)
+        let snapshots = WorkerSnapshot.partition(model, version: 4, workerCount: 2) { $0 == "acme" ? 0 : 1 }
+        #expect(snapshots.map { $0.clients.map(\.id) } == [["acme"], ["beta"]])
+        #expect(snapshots[0].foreignProfiles == ["beta-open": "beta"])
+        #expect(snapshots[1].foreignProfiles == ["acme-token": "acme", "acme-open": "acme"])
+        let decoded = try WorkerSnapshot.decode(snapshots[1].encoded())
+        #expect(decoded == snapshots[1])
+    }
+}
+
+extension String {
+    func replacingFirst(_ target: String, with replacement: String) -> String {
+        guard let range = self.range(of: target) else {
+            Issue.record("test fixture does not contain \(target)")
+            return self
+        }
+        return self.replacingCharacters(in: range, with: replacement)
+    }
+}
