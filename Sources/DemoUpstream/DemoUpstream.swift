@@ -19,6 +19,15 @@ import Glibc
 @main
 struct DemoUpstream {
     static func main() throws {
+        // A parent may hand us SIGTERM/SIGINT ignored or blocked (both
+        // survive exec); the demo upstream must always stop when told to.
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        sigaddset(&stopSignals, SIGTERM)
+        sigaddset(&stopSignals, SIGINT)
+        pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil)
+        signal(SIGTERM, SIG_DFL)
+        signal(SIGINT, SIG_DFL)
         let arguments = Array(CommandLine.arguments.dropFirst())
         var host = "127.0.0.1"
         var port = 9000

@@ -6,7 +6,8 @@ import Shared
 /// What the admin endpoints report.
 struct AdminStatus: Sendable {
     let configLoaded: Bool
-    let configVersion: UInt64
+    /// The version the router loaded last.
+    let loadedVersion: UInt64
     let draining: Bool
     let workers: [WorkerSupervisor.SlotStatus]
 
@@ -14,11 +15,15 @@ struct AdminStatus: Sendable {
     /// the router is not draining.
     var isReady: Bool { self.configLoaded && !self.draining && self.workers.allSatisfy { $0.state == .up } }
 
+    /// The version in force everywhere: the oldest one a worker holds. A
+    /// reload is complete when this reaches `loadedVersion`.
+    var configVersion: UInt64 { self.workers.map(\.configVersion).min() ?? 0 }
+
     func readinessJSON() -> String {
         let workers = self.workers.map { worker in
-            "{\"index\":\(worker.index),\"pid\":\(worker.pid.map { String($0) } ?? "null"),\"state\":\"\(worker.state.rawValue)\",\"restarts\":\(worker.restarts)}"
+            "{\"index\":\(worker.index),\"pid\":\(worker.pid.map { String($0) } ?? "null"),\"state\":\"\(worker.state.rawValue)\",\"restarts\":\(worker.restarts),\"config_version\":\(worker.configVersion)}"
         }
-        return "{\"ready\":\(self.isReady),\"draining\":\(self.draining),\"config_version\":\(self.configVersion),\"workers\":[\(workers.joined(separator: ","))]}"
+        return "{\"ready\":\(self.isReady),\"draining\":\(self.draining),\"config_version\":\(self.configVersion),\"loaded_version\":\(self.loadedVersion),\"workers\":[\(workers.joined(separator: ","))]}"
     }
 
     func prometheusText() -> String {

@@ -195,7 +195,7 @@ final class Gateway: @unchecked Sendable {
 
     private func adminStatus() -> AdminStatus {
         let (version, draining) = self.state.withLockedValue { ($0.version, $0.draining) }
-        return AdminStatus(configLoaded: true, configVersion: version, draining: draining, workers: self.supervisor.status())
+        return AdminStatus(configLoaded: true, loadedVersion: version, draining: draining, workers: self.supervisor.status())
     }
 
     /// Paths in the config are relative to the config file (SPEC §9).

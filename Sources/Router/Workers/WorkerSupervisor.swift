@@ -26,6 +26,8 @@ final class WorkerSupervisor: @unchecked Sendable {
         let pid: pid_t?
         let state: SlotState
         let restarts: Int
+        /// The config version this worker acknowledged last (0: none yet).
+        let configVersion: UInt64
     }
 
     private struct Slot {
@@ -37,6 +39,7 @@ final class WorkerSupervisor: @unchecked Sendable {
         var startedAtMs: Int64 = 0
         var backoff = RestartBackoff()
         var respawnScheduled = false
+        var ackedVersion: UInt64 = 0
     }
 
     private struct State {
@@ -104,7 +107,9 @@ final class WorkerSupervisor: @unchecked Sendable {
 
     func status() -> [SlotStatus] {
         self.state.withLockedValue { state in
-            state.slots.enumerated().map { SlotStatus(index: $0.offset, pid: $0.element.pid, state: $0.element.state, restarts: $0.element.restarts) }
+            state.slots.enumerated().map { SlotStatus(
+                    index: $0.offset, pid: $0.element.pid, state: $0.element.state, restarts: $0.element.restarts,
+                    configVersion: $0.element.ackedVersion) }
         }
     }
 
@@ -215,7 +220,9 @@ final class WorkerSupervisor: @unchecked Sendable {
             return
         }
         let (becameUp, everyoneUp) = self.state.withLockedValue { state -> (Bool, Bool) in
-            guard state.slots[slot].generation == generation, state.slots[slot].state == .starting else { return (false, false) }
+            guard state.slots[slot].generation == generation else { return (false, false) }
+            state.slots[slot].ackedVersion = max(state.slots[slot].ackedVersion, ack.version)
+            guard state.slots[slot].state == .starting else { return (false, false) }
             state.slots[slot].state = .up
             let all = !state.everyoneUp && state.slots.allSatisfy { $0.state == .up }
             if all { state.everyoneUp = true }
