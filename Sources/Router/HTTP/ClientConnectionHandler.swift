@@ -28,6 +28,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var exchange: Exchange?
     private var peer: IPAddress?
     private var peerTrusted = false
+    private var peerText = "unknown"
     private var closing = false
     private var draining = false
     private var processing = false
@@ -65,6 +66,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func connectionStarted(_ context: ChannelHandlerContext) {
         guard self.peer == nil, let address = context.channel.remoteAddress else { return }
         self.peer = IPAddress(socketAddress: address)
+        self.peerText = self.peer?.description ?? "unknown"
         if let peer = self.peer { self.peerTrusted = self.loop.snapshot.trustedProxies.contains(peer) }
         // Slowloris: a new connection must deliver a head within the header timeout.
         self.headerDeadline = .now() + .milliseconds(Int64(self.loop.limits.headerTimeoutMs))
@@ -418,7 +420,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             exchange.head, method: exchange.method, target: exchange.upstreamTarget, route: route,
             identity: ForwardingIdentity(
                 requestID: exchange.requestID, clientID: exchange.clientID, profileID: exchange.profileID, peer: self.peer,
-                peerTrusted: self.peerTrusted),
+                peerTrusted: self.peerTrusted, peerText: self.peerText),
             into: &head)
         connection.channel.write(head, promise: nil)
         self.upstreamNeedsFlush = connection

@@ -71,12 +71,25 @@ extension HTTPHead {
     func connectionListedNames() -> [[UInt8]] {
         var names: [[UInt8]] = []
         for field in self.fields where self.nameIs(field, "connection") {
+            // The common values, compared in place without building strings.
+            if self.valueIs(field, "keep-alive") || self.valueIs(field, "close") { continue }
             for token in self.value(field).split(separator: ",") {
                 let name = token.trimmingSpaces().lowercased()
                 if name != "close" && name != "keep-alive" && !name.isEmpty { names.append(Array(name.utf8)) }
             }
         }
         return names
+    }
+
+    /// Case-insensitive comparison of a whole field value with a lower-case literal.
+    func valueIs(_ field: HTTPField, _ lower: StaticString) -> Bool {
+        let length = Int(field.valueEnd - field.valueStart)
+        guard length == lower.utf8CodeUnitCount else { return false }
+        return self.bytes.withUnsafeReadableBytes { raw in
+            let base = Int(field.valueStart)
+            for index in 0..<length where raw[base + index] | 0x20 != lower.utf8Start[index] { return false }
+            return true
+        }
     }
 
     func isListed(_ field: HTTPField, in names: [[UInt8]]) -> Bool {
@@ -92,6 +105,17 @@ struct ForwardingIdentity {
     let profileID: String
     let peer: IPAddress?
     let peerTrusted: Bool
+    /// `peer` as text, formatted once per connection.
+    let peerText: String
+
+    init(requestID: String, clientID: String, profileID: String, peer: IPAddress?, peerTrusted: Bool, peerText: String? = nil) {
+        self.requestID = requestID
+        self.clientID = clientID
+        self.profileID = profileID
+        self.peer = peer
+        self.peerTrusted = peerTrusted
+        self.peerText = peerText ?? peer?.description ?? "unknown"
+    }
 }
 
 enum HeadWriter {
@@ -149,7 +173,7 @@ enum HeadWriter {
             out.writeString(head.value(field))
             out.writeStaticString(", ")
         }
-        out.writeString(identity.peer?.description ?? "unknown")
+        out.writeString(identity.peerText)
         if !keepsForwardedHost, let host = originalHost {
             out.writeStaticString("\r\nX-Forwarded-Host: ")
             out.writeString(head.value(host))

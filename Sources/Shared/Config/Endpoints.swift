@@ -36,6 +36,9 @@ public struct UpstreamURL: Sendable, Equatable, Hashable, CustomStringConvertibl
     public let port: Int
     /// Prepended to the request path; "" or starts with "/" and has no trailing "/".
     public let basePath: String
+    /// The `Host` header value for upstream requests; computed once, it is
+    /// written on every proxied request.
+    public let authority: String
 
     public init?(_ text: String) {
         guard text.hasPrefix("http://") else { return nil }
@@ -56,12 +59,8 @@ public struct UpstreamURL: Sendable, Equatable, Hashable, CustomStringConvertibl
         }
         guard self.port > 0 else { return nil }
         self.basePath = path
-    }
-
-    /// The `Host` header value for upstream requests.
-    public var authority: String {
-        let host = self.host.contains(":") ? "[\(self.host)]" : self.host
-        return self.port == 80 ? host : "\(host):\(self.port)"
+        let bracketed = self.host.utf8.contains(UInt8(ascii: ":")) ? "[\(self.host)]" : self.host
+        self.authority = self.port == 80 ? bracketed : "\(bracketed):\(self.port)"
     }
 
     public var description: String { "http://\(self.authority)\(self.basePath)" }

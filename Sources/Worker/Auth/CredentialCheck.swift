@@ -37,8 +37,8 @@ enum BearerCredential {
         let value = authorization.trimmingPrefixWhitespace()
         let utf8 = value.utf8
         guard utf8.count > 7 else { return nil }
-        let scheme = value.prefix(6)
-        guard scheme.lowercased() == "bearer" else { return nil }
+        // Case-insensitive "bearer" on bytes: `| 0x20` folds ASCII letters.
+        guard value.utf8.prefix(6).elementsEqual("bearer".utf8, by: { $0 | 0x20 == $1 }) else { return nil }
         let afterScheme = value.dropFirst(6)
         guard let first = afterScheme.first, first == " " || first == "\t" else { return nil }
         let token = afterScheme.drop(while: { $0 == " " || $0 == "\t" })

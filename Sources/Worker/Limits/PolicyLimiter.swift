@@ -20,6 +20,9 @@ struct CompiledPolicy {
     /// Identifies the limits' shape: bucket state survives a config reload
     /// only while this stays the same.
     let fingerprint: String
+    /// `RateLimit-Policy` built once when every window has a fixed length
+    /// (no month quota), which is nearly always: it goes on every response.
+    let fixedPolicyHeader: String?
 
     init(_ policy: PolicyConfig) {
         var used: [String: Int] = [:]
@@ -36,13 +39,23 @@ struct CompiledPolicy {
         self.fingerprint =
             policy.rateLimits.map { "\($0.limit)/\($0.per.rawValue)/\($0.effectiveBurst)" }.joined(separator: ",") + "|"
             + policy.quotas.map { "\($0.limit)/\($0.per.rawValue)" }.joined(separator: ",")
+        if self.quotas.contains(where: { $0.period == .month }) {
+            self.fixedPolicyHeader = nil
+        } else {
+            let items =
+                self.limits.map { "\"\($0.name)\";q=\($0.limit);w=\($0.windowSeconds)" }
+                + self.quotas.map { "\"\($0.name)\";q=\($0.limit);w=\($0.period == .day ? 86_400 : 604_800)" }
+            self.fixedPolicyHeader = items.joined(separator: ", ")
+        }
     }
 
     var isEmpty: Bool { self.limits.isEmpty && self.quotas.isEmpty }
 }
 
-/// One client's buckets and quota counters under its policy.
-struct ClientLimitState {
+/// One client's buckets and quota counters under its policy. A class: the
+/// limiter mutates it in place, where a struct in a dictionary would be
+/// copied (arrays and all) on every request.
+final class ClientLimitState {
     let fingerprint: String
     var buckets: [TokenBucket]
     var quotas: [QuotaCounter]
@@ -79,8 +92,13 @@ final class PolicyLimiter {
     /// rejected request costs nothing, so a client over its limit is never
     /// held out for longer than the window (unlike counting rejections).
     func check(clientID: String, policy: CompiledPolicy, time: DecisionTime) -> LimitVerdict {
-        var state = self.states[clientID] ?? ClientLimitState(policy: policy, time: time)
-        if state.fingerprint != policy.fingerprint { state = ClientLimitState(policy: policy, time: time) }
+        let state: ClientLimitState
+        if let existing = self.states[clientID], existing.fingerprint == policy.fingerprint {
+            state = existing
+        } else {
+            state = ClientLimitState(policy: policy, time: time)
+            self.states[clientID] = state
+        }
 
         var rateRetry = 0
         for index in state.buckets.indices {
@@ -103,7 +121,6 @@ final class PolicyLimiter {
             for index in state.buckets.indices { state.buckets[index].take() }
             for index in state.quotas.indices { state.quotas[index].take() }
         }
-        self.states[clientID] = state
         return LimitVerdict(
             outcome: outcome,
             policyHeader: RateLimitHeaders.policy(policy, state: state),
@@ -123,6 +140,7 @@ final class PolicyLimiter {
 /// the bucket is full again or the window ends.
 enum RateLimitHeaders {
     static func policy(_ policy: CompiledPolicy, state: ClientLimitState) -> String {
+        if let fixed = policy.fixedPolicyHeader { return fixed }
         var items: [String] = []
         items.reserveCapacity(policy.limits.count + policy.quotas.count)
         for limit in policy.limits { items.append("\"\(limit.name)\";q=\(limit.limit);w=\(limit.windowSeconds)") }
