@@ -154,11 +154,15 @@ public enum FrameCodec {
 
     /// Decodes one Envelope (without its length prefix).
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws(FrameError) -> Frame {
+        // Unpacked into this thread's arena (see pcl_arena.h): everything is
+        // copied into Swift values before this function returns.
+        pcl_arena_rewind()
+        let allocator = pcl_arena_allocator()
         guard
             let envelope = portcullis__v1__envelope__unpack(
-                nil, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
+                allocator, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
         else { throw FrameError.malformed }
-        defer { portcullis__v1__envelope__free_unpacked(envelope, nil) }
+        defer { portcullis__v1__envelope__free_unpacked(envelope, allocator) }
         let e = envelope.pointee
         let body: FrameBody
         switch e.body_case {
