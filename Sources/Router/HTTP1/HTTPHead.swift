@@ -50,12 +50,22 @@ struct HTTPHead {
     /// Case-insensitive comparison of a field name with a lower-case literal.
     @inline(__always)
     func nameIs(_ field: HTTPField, _ lower: StaticString) -> Bool {
-        let length = Int(field.nameEnd - field.nameStart)
-        guard length == lower.utf8CodeUnitCount else { return false }
+        self.bytes(Int(field.nameStart)..<Int(field.nameEnd), equalFolded: lower)
+    }
+
+    /// Case-insensitive comparison of a whole field value with a lower-case literal.
+    @inline(__always)
+    func valueIs(_ field: HTTPField, _ lower: StaticString) -> Bool {
+        self.bytes(Int(field.valueStart)..<Int(field.valueEnd), equalFolded: lower)
+    }
+
+    /// ASCII case-insensitive comparison of bytes of the head with a literal.
+    @inline(__always)
+    private func bytes(_ range: Range<Int>, equalFolded lower: StaticString) -> Bool {
+        guard range.count == lower.utf8CodeUnitCount else { return false }
         return self.bytes.withUnsafeReadableBytes { raw in
             let expected = lower.utf8Start
-            let base = Int(field.nameStart)
-            for index in 0..<length where raw[base + index] | 0x20 != expected[index] | 0x20 {
+            for index in 0..<range.count where raw[range.lowerBound + index] | 0x20 != expected[index] | 0x20 {
                 return false
             }
             return true

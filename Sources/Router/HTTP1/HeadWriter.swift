@@ -81,17 +81,6 @@ extension HTTPHead {
         return names
     }
 
-    /// Case-insensitive comparison of a whole field value with a lower-case literal.
-    func valueIs(_ field: HTTPField, _ lower: StaticString) -> Bool {
-        let length = Int(field.valueEnd - field.valueStart)
-        guard length == lower.utf8CodeUnitCount else { return false }
-        return self.bytes.withUnsafeReadableBytes { raw in
-            let base = Int(field.valueStart)
-            for index in 0..<length where raw[base + index] | 0x20 != lower.utf8Start[index] { return false }
-            return true
-        }
-    }
-
     func isListed(_ field: HTTPField, in names: [[UInt8]]) -> Bool {
         for name in names where self.nameIs(field, lowercased: name) { return true }
         return false
@@ -103,16 +92,15 @@ struct ForwardingIdentity {
     let requestID: String
     let clientID: String
     let profileID: String
-    let peer: IPAddress?
     let peerTrusted: Bool
-    /// `peer` as text, formatted once per connection.
+    /// The TCP peer as text for X-Forwarded-For; connections format it
+    /// once and pass it in.
     let peerText: String
 
     init(requestID: String, clientID: String, profileID: String, peer: IPAddress?, peerTrusted: Bool, peerText: String? = nil) {
         self.requestID = requestID
         self.clientID = clientID
         self.profileID = profileID
-        self.peer = peer
         self.peerTrusted = peerTrusted
         self.peerText = peerText ?? peer?.description ?? "unknown"
     }

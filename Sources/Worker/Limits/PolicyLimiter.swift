@@ -39,14 +39,11 @@ struct CompiledPolicy {
         self.fingerprint =
             policy.rateLimits.map { "\($0.limit)/\($0.per.rawValue)/\($0.effectiveBurst)" }.joined(separator: ",") + "|"
             + policy.quotas.map { "\($0.limit)/\($0.per.rawValue)" }.joined(separator: ",")
-        if self.quotas.contains(where: { $0.period == .month }) {
-            self.fixedPolicyHeader = nil
-        } else {
-            let items =
-                self.limits.map { "\"\($0.name)\";q=\($0.limit);w=\($0.windowSeconds)" }
-                + self.quotas.map { "\"\($0.name)\";q=\($0.limit);w=\($0.period == .day ? 86_400 : 604_800)" }
-            self.fixedPolicyHeader = items.joined(separator: ", ")
-        }
+        let quotas = self.quotas
+        self.fixedPolicyHeader =
+            quotas.contains(where: { $0.period == .month })
+            ? nil
+            : RateLimitHeaders.policy(limits: self.limits, quotas: quotas) { quotas[$0].period == .day ? 86_400 : 604_800 }
     }
 
     var isEmpty: Bool { self.limits.isEmpty && self.quotas.isEmpty }
@@ -141,11 +138,18 @@ final class PolicyLimiter {
 enum RateLimitHeaders {
     static func policy(_ policy: CompiledPolicy, state: ClientLimitState) -> String {
         if let fixed = policy.fixedPolicyHeader { return fixed }
+        return self.policy(limits: policy.limits, quotas: policy.quotas) { state.quotas[$0].window.lengthSeconds }
+    }
+
+    /// The header text; `quotaWindow(i)` is quota i's current window length.
+    static func policy(
+        limits: [CompiledPolicy.Limit], quotas: [CompiledPolicy.Quota], quotaWindow: (Int) -> Int
+    ) -> String {
         var items: [String] = []
-        items.reserveCapacity(policy.limits.count + policy.quotas.count)
-        for limit in policy.limits { items.append("\"\(limit.name)\";q=\(limit.limit);w=\(limit.windowSeconds)") }
-        for (index, quota) in policy.quotas.enumerated() {
-            items.append("\"\(quota.name)\";q=\(quota.limit);w=\(state.quotas[index].window.lengthSeconds)")
+        items.reserveCapacity(limits.count + quotas.count)
+        for limit in limits { items.append("\"\(limit.name)\";q=\(limit.limit);w=\(limit.windowSeconds)") }
+        for (index, quota) in quotas.enumerated() {
+            items.append("\"\(quota.name)\";q=\(quota.limit);w=\(quotaWindow(index))")
         }
         return items.joined(separator: ", ")
     }
