@@ -4,7 +4,8 @@ import PackageDescription
 // Dependencies are few on purpose: every one is rebuilt by every CI run.
 // SwiftNIO for sockets and HTTP/1.1, NIOExtras for graceful quiescing,
 // Yams for the YAML config, ArgumentParser for the CLI, swift-log for logs.
-// Crypto is OpenSSL's libcrypto through CCrypto, not swift-crypto.
+// Crypto is OpenSSL's libcrypto through CCrypto, not swift-crypto; Redis
+// is hiredis through CHiredis.
 // Release builds of our own targets skip the runtime exclusivity checks
 // (`swift_beginAccess` and its thread-local access set were ~4% of the
 // router's CPU under load). Debug builds, which the tests use, keep them.
@@ -40,6 +41,11 @@ let package = Package(
             pkgConfig: "libcrypto",
             providers: [.apt(["libssl-dev"])]
         ),
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
         .target(
             name: "CPortcullisProto",
             dependencies: ["CProtobufC"],
@@ -62,6 +68,7 @@ let package = Package(
             name: "Worker",
             dependencies: [
                 "Shared",
+                "CHiredis",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

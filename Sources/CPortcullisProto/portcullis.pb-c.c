@@ -232,6 +232,51 @@ void   portcullis__v1__config_ack__free_unpacked
   assert(message->base.descriptor == &portcullis__v1__config_ack__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   portcullis__v1__worker_status__init
+                     (Portcullis__V1__WorkerStatus         *message)
+{
+  static const Portcullis__V1__WorkerStatus init_value = PORTCULLIS__V1__WORKER_STATUS__INIT;
+  *message = init_value;
+}
+size_t portcullis__v1__worker_status__get_packed_size
+                     (const Portcullis__V1__WorkerStatus *message)
+{
+  assert(message->base.descriptor == &portcullis__v1__worker_status__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portcullis__v1__worker_status__pack
+                     (const Portcullis__V1__WorkerStatus *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portcullis__v1__worker_status__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portcullis__v1__worker_status__pack_to_buffer
+                     (const Portcullis__V1__WorkerStatus *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portcullis__v1__worker_status__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portcullis__V1__WorkerStatus *
+       portcullis__v1__worker_status__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portcullis__V1__WorkerStatus *)
+     protobuf_c_message_unpack (&portcullis__v1__worker_status__descriptor,
+                                allocator, len, data);
+}
+void   portcullis__v1__worker_status__free_unpacked
+                     (Portcullis__V1__WorkerStatus *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portcullis__v1__worker_status__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   portcullis__v1__envelope__init
                      (Portcullis__V1__Envelope         *message)
 {
@@ -822,7 +867,123 @@ const ProtobufCMessageDescriptor portcullis__v1__config_ack__descriptor =
   (ProtobufCMessageInit) portcullis__v1__config_ack__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor portcullis__v1__envelope__field_descriptors[6] =
+static const ProtobufCFieldDescriptor portcullis__v1__worker_status__field_descriptors[7] =
+{
+  {
+    "quota_health",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__WorkerStatus, quota_health),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "quota_accounts",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__WorkerStatus, quota_accounts),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "quota_unsynced",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__WorkerStatus, quota_unsynced),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "quota_batches",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__WorkerStatus, quota_batches),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "quota_failures",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__WorkerStatus, quota_failures),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "quota_last_sync_unix_ms",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__WorkerStatus, quota_last_sync_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "quota_last_error",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__WorkerStatus, quota_last_error),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portcullis__v1__worker_status__field_indices_by_name[] = {
+  1,   /* field[1] = quota_accounts */
+  3,   /* field[3] = quota_batches */
+  4,   /* field[4] = quota_failures */
+  0,   /* field[0] = quota_health */
+  6,   /* field[6] = quota_last_error */
+  5,   /* field[5] = quota_last_sync_unix_ms */
+  2,   /* field[2] = quota_unsynced */
+};
+static const ProtobufCIntRange portcullis__v1__worker_status__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor portcullis__v1__worker_status__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portcullis.v1.WorkerStatus",
+  "WorkerStatus",
+  "Portcullis__V1__WorkerStatus",
+  "portcullis.v1",
+  sizeof(Portcullis__V1__WorkerStatus),
+  7,
+  portcullis__v1__worker_status__field_descriptors,
+  portcullis__v1__worker_status__field_indices_by_name,
+  1,  portcullis__v1__worker_status__number_ranges,
+  (ProtobufCMessageInit) portcullis__v1__worker_status__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portcullis__v1__envelope__field_descriptors[7] =
 {
   {
     "id",
@@ -896,6 +1057,18 @@ static const ProtobufCFieldDescriptor portcullis__v1__envelope__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "status",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Portcullis__V1__Envelope, body_case),
+    offsetof(Portcullis__V1__Envelope, status),
+    &portcullis__v1__worker_status__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned portcullis__v1__envelope__field_indices_by_name[] = {
   4,   /* field[4] = config */
@@ -904,11 +1077,12 @@ static const unsigned portcullis__v1__envelope__field_indices_by_name[] = {
   3,   /* field[3] = decision */
   1,   /* field[1] = hello */
   0,   /* field[0] = id */
+  6,   /* field[6] = status */
 };
 static const ProtobufCIntRange portcullis__v1__envelope__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor portcullis__v1__envelope__descriptor =
 {
@@ -918,7 +1092,7 @@ const ProtobufCMessageDescriptor portcullis__v1__envelope__descriptor =
   "Portcullis__V1__Envelope",
   "portcullis.v1",
   sizeof(Portcullis__V1__Envelope),
-  6,
+  7,
   portcullis__v1__envelope__field_descriptors,
   portcullis__v1__envelope__field_indices_by_name,
   1,  portcullis__v1__envelope__number_ranges,

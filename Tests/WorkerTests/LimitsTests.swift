@@ -84,18 +84,35 @@ struct LimitsTests {
         #expect(december.end == 1_767_225_600)
     }
 
-    @Test func quotaCounterRollsAtTheWindowEdge() {
+    @Test func localQuotaIsExactAndRollsAtTheWindowEdge() {
+        let policy = CompiledPolicy(PolicyConfig(id: "p", quotas: [QuotaConfig(limit: 2, per: .day)]))
+        let limiter = PolicyLimiter()
         let midnight: Int64 = 1_767_225_600
-        var counter = QuotaCounter(limit: 2, period: .day, now: midnight - 10)
-        counter.take()
-        counter.take()
-        #expect(!counter.hasRoom)
-        #expect(counter.secondsUntilReset(now: midnight - 10) == 10)
-        counter.roll(now: midnight - 1)
-        #expect(!counter.hasRoom)
-        counter.roll(now: midnight)
-        #expect(counter.hasRoom)
-        #expect(counter.remaining == 2)
+        var time = DecisionTime(monotonicNanos: 1, unixSeconds: midnight - 10)
+        #expect(limiter.check(clientID: "c", policy: policy, time: time).outcome == .allowed)
+        #expect(limiter.check(clientID: "c", policy: policy, time: time).outcome == .allowed)
+        let denied = limiter.check(clientID: "c", policy: policy, time: time)
+        #expect(denied.outcome == .quotaExceeded(retryAfter: 10))
+        #expect(denied.rateLimitHeader == "\"day\";r=0;t=10")
+        time.unixSeconds = midnight - 1
+        #expect(limiter.check(clientID: "c", policy: policy, time: time).outcome == .quotaExceeded(retryAfter: 1))
+        time.unixSeconds = midnight
+        let fresh = limiter.check(clientID: "c", policy: policy, time: time)
+        #expect(fresh.outcome == .allowed)
+        #expect(fresh.rateLimitHeader == "\"day\";r=1;t=86400")
+    }
+
+    @Test func quotaUsageSurvivesAPolicyReshape() {
+        // Changing a rate limit drops the client's buckets, not its quota count.
+        let limiter = PolicyLimiter()
+        let time = DecisionTime(monotonicNanos: 1, unixSeconds: 1_767_225_600)
+        let first = CompiledPolicy(PolicyConfig(id: "p", quotas: [QuotaConfig(limit: 2, per: .day)]))
+        #expect(limiter.check(clientID: "c", policy: first, time: time).outcome == .allowed)
+        let second = CompiledPolicy(
+            PolicyConfig(id: "p", rateLimits: [RateLimitConfig(limit: 9, per: .second)], quotas: [QuotaConfig(limit: 2, per: .day)]))
+        limiter.retain { _, fingerprint in fingerprint == second.fingerprint }
+        #expect(limiter.check(clientID: "c", policy: second, time: time).outcome == .allowed)
+        #expect(limiter.check(clientID: "c", policy: second, time: time).outcome == .quotaExceeded(retryAfter: 86_400))
     }
 
     @Test func headersNameRepeatedWindowsAndPickTheTightest() {

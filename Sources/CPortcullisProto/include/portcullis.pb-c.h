@@ -20,6 +20,7 @@ typedef struct Portcullis__V1__DecisionRequest Portcullis__V1__DecisionRequest;
 typedef struct Portcullis__V1__DecisionResponse Portcullis__V1__DecisionResponse;
 typedef struct Portcullis__V1__ConfigSnapshot Portcullis__V1__ConfigSnapshot;
 typedef struct Portcullis__V1__ConfigAck Portcullis__V1__ConfigAck;
+typedef struct Portcullis__V1__WorkerStatus Portcullis__V1__WorkerStatus;
 typedef struct Portcullis__V1__Envelope Portcullis__V1__Envelope;
 
 
@@ -169,13 +170,46 @@ struct  Portcullis__V1__ConfigAck
     , 0, (char *)protobuf_c_empty_string }
 
 
+/*
+ * Worker -> router, about once a second while something changes: how the
+ * worker's quota sync stands, for /readyz and /metrics.
+ */
+struct  Portcullis__V1__WorkerStatus
+{
+  ProtobufCMessage base;
+  /*
+   * "local", "connecting", "up", "down"
+   */
+  char *quota_health;
+  uint32_t quota_accounts;
+  /*
+   * spends not yet in Redis
+   */
+  uint64_t quota_unsynced;
+  /*
+   * successful Redis calls
+   */
+  uint64_t quota_batches;
+  /*
+   * failed Redis calls
+   */
+  uint64_t quota_failures;
+  int64_t quota_last_sync_unix_ms;
+  char *quota_last_error;
+};
+#define PORTCULLIS__V1__WORKER_STATUS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portcullis__v1__worker_status__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
+
+
 typedef enum {
   PORTCULLIS__V1__ENVELOPE__BODY__NOT_SET = 0,
   PORTCULLIS__V1__ENVELOPE__BODY_HELLO = 2,
   PORTCULLIS__V1__ENVELOPE__BODY_DECIDE = 3,
   PORTCULLIS__V1__ENVELOPE__BODY_DECISION = 4,
   PORTCULLIS__V1__ENVELOPE__BODY_CONFIG = 5,
-  PORTCULLIS__V1__ENVELOPE__BODY_CONFIG_ACK = 6
+  PORTCULLIS__V1__ENVELOPE__BODY_CONFIG_ACK = 6,
+  PORTCULLIS__V1__ENVELOPE__BODY_STATUS = 7
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PORTCULLIS__V1__ENVELOPE__BODY__CASE)
 } Portcullis__V1__Envelope__BodyCase;
 
@@ -193,6 +227,7 @@ struct  Portcullis__V1__Envelope
     Portcullis__V1__DecisionResponse *decision;
     Portcullis__V1__ConfigSnapshot *config;
     Portcullis__V1__ConfigAck *config_ack;
+    Portcullis__V1__WorkerStatus *status;
   };
 };
 #define PORTCULLIS__V1__ENVELOPE__INIT \
@@ -295,6 +330,25 @@ Portcullis__V1__ConfigAck *
 void   portcullis__v1__config_ack__free_unpacked
                      (Portcullis__V1__ConfigAck *message,
                       ProtobufCAllocator *allocator);
+/* Portcullis__V1__WorkerStatus methods */
+void   portcullis__v1__worker_status__init
+                     (Portcullis__V1__WorkerStatus         *message);
+size_t portcullis__v1__worker_status__get_packed_size
+                     (const Portcullis__V1__WorkerStatus   *message);
+size_t portcullis__v1__worker_status__pack
+                     (const Portcullis__V1__WorkerStatus   *message,
+                      uint8_t             *out);
+size_t portcullis__v1__worker_status__pack_to_buffer
+                     (const Portcullis__V1__WorkerStatus   *message,
+                      ProtobufCBuffer     *buffer);
+Portcullis__V1__WorkerStatus *
+       portcullis__v1__worker_status__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portcullis__v1__worker_status__free_unpacked
+                     (Portcullis__V1__WorkerStatus *message,
+                      ProtobufCAllocator *allocator);
 /* Portcullis__V1__Envelope methods */
 void   portcullis__v1__envelope__init
                      (Portcullis__V1__Envelope         *message);
@@ -331,6 +385,9 @@ typedef void (*Portcullis__V1__ConfigSnapshot_Closure)
 typedef void (*Portcullis__V1__ConfigAck_Closure)
                  (const Portcullis__V1__ConfigAck *message,
                   void *closure_data);
+typedef void (*Portcullis__V1__WorkerStatus_Closure)
+                 (const Portcullis__V1__WorkerStatus *message,
+                  void *closure_data);
 typedef void (*Portcullis__V1__Envelope_Closure)
                  (const Portcullis__V1__Envelope *message,
                   void *closure_data);
@@ -346,6 +403,7 @@ extern const ProtobufCMessageDescriptor portcullis__v1__decision_response__descr
 extern const ProtobufCEnumDescriptor    portcullis__v1__decision_response__outcome__descriptor;
 extern const ProtobufCMessageDescriptor portcullis__v1__config_snapshot__descriptor;
 extern const ProtobufCMessageDescriptor portcullis__v1__config_ack__descriptor;
+extern const ProtobufCMessageDescriptor portcullis__v1__worker_status__descriptor;
 extern const ProtobufCMessageDescriptor portcullis__v1__envelope__descriptor;
 
 PROTOBUF_C__END_DECLS

@@ -10,6 +10,20 @@ struct AdminStatus: Sendable {
     let loadedVersion: UInt64
     let draining: Bool
     let workers: [WorkerSupervisor.SlotStatus]
+    /// The Redis that shares quotas (password hidden), nil when local.
+    var redis: String? = nil
+
+    /// "local" without Redis; otherwise "up" only when every worker's last
+    /// sync succeeded, "down" when any failed, "connecting" before the first.
+    /// Redis down does not make the gateway unready: it keeps serving (SPEC §5).
+    var quotaSync: String {
+        guard self.redis != nil else { return "local" }
+        let states = self.workers.map { $0.quota?.quotaHealth ?? "connecting" }
+        if states.contains("down") { return "down" }
+        if states.contains("connecting") { return "connecting" }
+        return "up"
+    }
+    var quotaUnsynced: Int { self.workers.reduce(0) { $0 + ($1.quota?.quotaUnsynced ?? 0) } }
 
     /// SPEC §9: ready only when every worker is up, a model is loaded and
     /// the router is not draining.
@@ -21,9 +35,21 @@ struct AdminStatus: Sendable {
 
     func readinessJSON() -> String {
         let workers = self.workers.map { worker in
-            "{\"index\":\(worker.index),\"pid\":\(worker.pid.map { String($0) } ?? "null"),\"state\":\"\(worker.state.rawValue)\",\"restarts\":\(worker.restarts),\"config_version\":\(worker.configVersion)}"
+            var quota = "null"
+            if let q = worker.quota {
+                var error = ""
+                JSON.appendString(q.quotaLastError, to: &error)
+                quota =
+                    "{\"health\":\"\(q.quotaHealth)\",\"accounts\":\(q.quotaAccounts),\"unsynced\":\(q.quotaUnsynced),\"batches\":\(q.quotaBatches),\"failures\":\(q.quotaFailures),\"last_sync_unix_ms\":\(q.quotaLastSyncUnixMs),\"last_error\":\(error)}"
+            }
+            return "{\"index\":\(worker.index),\"pid\":\(worker.pid.map { String($0) } ?? "null"),\"state\":\"\(worker.state.rawValue)\",\"restarts\":\(worker.restarts),\"config_version\":\(worker.configVersion),\"quota\":\(quota)}"
         }
-        return "{\"ready\":\(self.isReady),\"draining\":\(self.draining),\"config_version\":\(self.configVersion),\"loaded_version\":\(self.loadedVersion),\"workers\":[\(workers.joined(separator: ","))]}"
+        var redis = "null"
+        if let shown = self.redis {
+            redis = ""
+            JSON.appendString(shown, to: &redis)
+        }
+        return "{\"ready\":\(self.isReady),\"draining\":\(self.draining),\"config_version\":\(self.configVersion),\"loaded_version\":\(self.loadedVersion),\"quota_sync\":\"\(self.quotaSync)\",\"quota_unsynced\":\(self.quotaUnsynced),\"redis\":\(redis),\"workers\":[\(workers.joined(separator: ","))]}"
     }
 
     func prometheusText() -> String {
@@ -36,6 +62,21 @@ struct AdminStatus: Sendable {
         for worker in self.workers { out += "portcullis_worker_up{worker=\"\(worker.index)\"} \(worker.state == .up ? 1 : 0)\n" }
         out += "# HELP portcullis_worker_restarts_total Worker exits followed by a respawn.\n# TYPE portcullis_worker_restarts_total counter\n"
         for worker in self.workers { out += "portcullis_worker_restarts_total{worker=\"\(worker.index)\"} \(worker.restarts)\n" }
+        guard self.redis != nil else { return out }
+        out += "# HELP portcullis_quota_redis_up Whether the worker's last quota sync with Redis succeeded.\n# TYPE portcullis_quota_redis_up gauge\n"
+        for worker in self.workers {
+            out += "portcullis_quota_redis_up{worker=\"\(worker.index)\"} \(worker.quota?.quotaHealth == "up" ? 1 : 0)\n"
+        }
+        out += "# HELP portcullis_quota_unsynced_spends Allowed requests counted locally and not yet written to Redis.\n# TYPE portcullis_quota_unsynced_spends gauge\n"
+        for worker in self.workers { out += "portcullis_quota_unsynced_spends{worker=\"\(worker.index)\"} \(worker.quota?.quotaUnsynced ?? 0)\n" }
+        out += "# HELP portcullis_quota_sync_batches_total Successful Redis sync calls.\n# TYPE portcullis_quota_sync_batches_total counter\n"
+        for worker in self.workers { out += "portcullis_quota_sync_batches_total{worker=\"\(worker.index)\"} \(worker.quota?.quotaBatches ?? 0)\n" }
+        out += "# HELP portcullis_quota_sync_failures_total Failed Redis sync calls.\n# TYPE portcullis_quota_sync_failures_total counter\n"
+        for worker in self.workers { out += "portcullis_quota_sync_failures_total{worker=\"\(worker.index)\"} \(worker.quota?.quotaFailures ?? 0)\n" }
+        out += "# HELP portcullis_quota_last_sync_timestamp_seconds When the worker last synced with Redis.\n# TYPE portcullis_quota_last_sync_timestamp_seconds gauge\n"
+        for worker in self.workers {
+            out += "portcullis_quota_last_sync_timestamp_seconds{worker=\"\(worker.index)\"} \(Double(worker.quota?.quotaLastSyncUnixMs ?? 0) / 1000)\n"
+        }
         return out
     }
 }

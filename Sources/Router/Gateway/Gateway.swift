@@ -29,9 +29,13 @@ final class Gateway: @unchecked Sendable {
     private var decisionLog: DecisionLog!
     private var watcher: ConfigWatcher?
     private let quiesceLock = NIOLock()
+    private let redis: RedisEndpoint?
+    /// Per-run directory for the workers' quota spend journals.
+    private var stateDirectory: String? = nil
 
-    private init(options: Options, config: ValidatedConfig, logger: Logger) {
+    private init(options: Options, config: ValidatedConfig, redis: RedisEndpoint?, logger: Logger) {
         self.options = options
+        self.redis = redis
         self.logger = logger
         self.environment = ProcessInfo.processInfo.environment
         self.state = NIOLockedValueBox((config, 1, false))
@@ -47,13 +51,74 @@ final class Gateway: @unchecked Sendable {
             FileHandle.standardError.write(Data("portcullis: \(options.configPath): \(error)\n".utf8))
             return 2
         }
-        let gateway = Gateway(options: options, config: config, logger: logger)
+        let redis: RedisEndpoint?
+        do {
+            redis = try Self.redisEndpoint(config.model, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("portcullis: \(error)\n".utf8))
+            return 2
+        }
+        let gateway = Gateway(options: options, config: config, redis: redis, logger: logger)
+        defer { gateway.removeStateDirectory() }
         do {
             return try gateway.serve()
         } catch {
             logger.critical("cannot start: \(error)")
             return 1
         }
+    }
+
+    /// `REDIS_URL` wins over `server.redis_url` (which may name a
+    /// `$VARIABLE`); neither means quotas are local to this instance.
+    static func redisEndpoint(_ model: GatewayConfig, environment: [String: String]) throws -> RedisEndpoint? {
+        var field = "REDIS_URL"
+        var text = environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
+        if text == nil, let configured = model.server.redisURL, !configured.isEmpty {
+            field = "server.redis_url"
+            if configured.hasPrefix("$") {
+                let name = String(configured.dropFirst())
+                guard let value = environment[name], !value.isEmpty else {
+                    throw GatewayStartError(message: "server.redis_url: environment variable \(name) is not set")
+                }
+                text = value
+            } else {
+                text = configured
+            }
+        }
+        guard let text else { return nil }
+        do {
+            return try RedisEndpoint.parse(text)
+        } catch {
+            throw GatewayStartError(message: "\(field): \(error.message)")
+        }
+    }
+
+    /// This instance's name in shared quota keys: `PORTCULLIS_INSTANCE_ID`
+    /// (in Kubernetes, the pod name) or the host name plus a random suffix,
+    /// so two instances on one host never share a holder.
+    private func instanceID() -> String {
+        if let id = self.environment["PORTCULLIS_INSTANCE_ID"], !id.isEmpty { return id }
+        let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
+        let suffix = ((try? Crypto.randomBytes(3)) ?? [0, 0, 0]).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        return "\(host)-\(suffix)"
+    }
+
+    private func makeStateDirectory() -> String? {
+        let base = self.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+        var template = Array("\(base)/portcullis-state-XXXXXX".utf8CString)
+        let made = template.withUnsafeMutableBufferPointer { buffer in
+            buffer.baseAddress.flatMap { mkdtemp($0) }.map { String(cString: $0) }
+        }
+        guard let made else {
+            self.logger.warning("no state directory for quota journals; unsynced quota spends will not survive a worker crash")
+            return nil
+        }
+        return made
+    }
+
+    private func removeStateDirectory() {
+        guard let directory = self.stateDirectory else { return }
+        try? FileManager.default.removeItem(atPath: directory)
     }
 
     private func serve() throws -> Int32 {
@@ -79,7 +144,25 @@ final class Gateway: @unchecked Sendable {
                 }.wait())
         }
         self.loops = LoopRegistry(contexts: contexts)
-        self.supervisor = WorkerSupervisor(binary: binary, workerCount: workerCount, loops: contexts, logger: self.logger)
+        if let redis = self.redis {
+            // Workers read it from the environment: not from argv, which
+            // every user on the host can see, since it may hold a password.
+            setenv("PORTCULLIS_WORKER_REDIS_URL", Self.urlText(redis), 1)
+        } else {
+            unsetenv("PORTCULLIS_WORKER_REDIS_URL")
+        }
+        let instance = self.instanceID()
+        self.stateDirectory = self.makeStateDirectory()
+        let stateDirectory = self.stateDirectory
+        self.supervisor = WorkerSupervisor(
+            binary: binary, workerCount: workerCount, loops: contexts, logger: self.logger
+        ) { slot in
+            var arguments = ["--holder", "\(instance)/w\(slot)"]
+            if let stateDirectory { arguments += ["--state-dir", stateDirectory] }
+            return arguments
+        }
+        self.logger.info(
+            "quotas", metadata: ["mode": "\(self.redis.map { "shared via \($0)" } ?? "local to this instance")", "instance": "\(instance)"])
         self.supervisor.start(snapshots: self.partition(config.model, version: 1, workerCount: workerCount))
 
         guard Self.wait(for: self.supervisor.ready, seconds: 30) else {
@@ -195,7 +278,9 @@ final class Gateway: @unchecked Sendable {
 
     private func adminStatus() -> AdminStatus {
         let (version, draining) = self.state.withLockedValue { ($0.version, $0.draining) }
-        return AdminStatus(configLoaded: true, loadedVersion: version, draining: draining, workers: self.supervisor.status())
+        return AdminStatus(
+            configLoaded: true, loadedVersion: version, draining: draining, workers: self.supervisor.status(),
+            redis: self.redis?.description)
     }
 
     /// Paths in the config are relative to the config file (SPEC §9).
@@ -214,6 +299,29 @@ final class Gateway: @unchecked Sendable {
             throw GatewayStartError(message: "worker binary not found at \(candidate) (set PORTCULLIS_WORKER_BIN)")
         }
         return candidate
+    }
+}
+
+extension Gateway {
+    /// The endpoint back as a URL for the workers (password included).
+    static func urlText(_ endpoint: RedisEndpoint) -> String {
+        func escaped(_ text: String) -> String {
+            text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? text
+        }
+        var auth = ""
+        if let password = endpoint.password { auth = "\(endpoint.username.map(escaped) ?? ""):\(escaped(password))@" }
+        switch endpoint.address {
+        case .tcp(let host, let port):
+            return "redis://\(auth)\(host.contains(":") ? "[\(host)]" : host):\(port)/\(endpoint.database)"
+        case .unix(let path):
+            return "unix://\(auth)\(path)?db=\(endpoint.database)"
+        }
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        self.count >= width ? self : String(repeating: "0", count: width - self.count) + self
     }
 }
 

@@ -52,6 +52,8 @@ final class WorkerLinkHandler: ChannelInboundHandler {
             self.link.decisionReceived(callID: frame.id, response)
         case .configAck(let ack) where self.greeted:
             self.supervisor.configAcked(slot: self.link.slot, generation: self.generation, ack: ack)
+        case .status(let status) where self.greeted:
+            self.supervisor.statusReported(slot: self.link.slot, generation: self.generation, status: status)
         default:
             self.fail(context, "unexpected frame from worker")
         }

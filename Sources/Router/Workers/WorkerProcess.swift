@@ -19,7 +19,7 @@ enum WorkerProcess {
         var description: String { self.message }
     }
 
-    static func spawn(binary: String, slot: Int, connections: Int) throws(SpawnError) -> Started {
+    static func spawn(binary: String, slot: Int, connections: Int, extraArguments: [String] = []) throws(SpawnError) -> Started {
         var routerEnds: [CInt] = []
         var workerEnds: [CInt] = []
         func closeAll() {
@@ -36,7 +36,7 @@ enum WorkerProcess {
             routerEnds.append(pair[0])
             workerEnds.append(pair[1])
         }
-        let arguments = [binary, "--index", String(slot), "--connections", String(connections)]
+        let arguments = [binary, "--index", String(slot), "--connections", String(connections)] + extraArguments
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
         argv.append(nil)
         defer { for pointer in argv { free(pointer) } }

@@ -28,6 +28,8 @@ final class WorkerSupervisor: @unchecked Sendable {
         let restarts: Int
         /// The config version this worker acknowledged last (0: none yet).
         let configVersion: UInt64
+        /// The worker's last quota sync report (nil: none yet, or no Redis).
+        let quota: WorkerStatusMessage?
     }
 
     private struct Slot {
@@ -40,6 +42,7 @@ final class WorkerSupervisor: @unchecked Sendable {
         var backoff = RestartBackoff()
         var respawnScheduled = false
         var ackedVersion: UInt64 = 0
+        var quota: WorkerStatusMessage? = nil
     }
 
     private struct State {
@@ -63,7 +66,14 @@ final class WorkerSupervisor: @unchecked Sendable {
     /// Completes when every worker has exited after `stop()`.
     var stopped: EventLoopFuture<Void> { self.allStopped.futureResult }
 
-    init(binary: String, workerCount: Int, loops: [NIOLoopBound<LoopContext>], logger: Logger) {
+    /// Extra worker arguments after `--index`/`--connections`, per slot.
+    private let workerArguments: @Sendable (Int) -> [String]
+
+    init(
+        binary: String, workerCount: Int, loops: [NIOLoopBound<LoopContext>], logger: Logger,
+        workerArguments: @escaping @Sendable (Int) -> [String] = { _ in [] }
+    ) {
+        self.workerArguments = workerArguments
         self.binary = binary
         self.workerCount = workerCount
         self.loops = loops
@@ -109,7 +119,7 @@ final class WorkerSupervisor: @unchecked Sendable {
         self.state.withLockedValue { state in
             state.slots.enumerated().map { SlotStatus(
                     index: $0.offset, pid: $0.element.pid, state: $0.element.state, restarts: $0.element.restarts,
-                    configVersion: $0.element.ackedVersion) }
+                    configVersion: $0.element.ackedVersion, quota: $0.element.quota) }
         }
     }
 
@@ -126,12 +136,14 @@ final class WorkerSupervisor: @unchecked Sendable {
             state.slots[slot].state = .starting
             state.slots[slot].greetings = 0
             state.slots[slot].respawnScheduled = false
+            state.slots[slot].quota = nil
             return state.slots[slot].generation
         }
         guard let generation else { return }
         let started: WorkerProcess.Started
         do {
-            started = try WorkerProcess.spawn(binary: self.binary, slot: slot, connections: self.loops.count)
+            started = try WorkerProcess.spawn(
+                binary: self.binary, slot: slot, connections: self.loops.count, extraArguments: self.workerArguments(slot))
         } catch {
             self.logger.error("cannot start worker", metadata: ["worker": "\(slot)", "error": "\(error)"])
             self.state.withLockedValue { $0.slots[slot].state = .down }
@@ -210,6 +222,13 @@ final class WorkerSupervisor: @unchecked Sendable {
             return state.slots[slot].greetings == self.loops.count
         }
         if complete { self.sendSnapshot(slot: slot) }
+    }
+
+    func statusReported(slot: Int, generation: Int, status: WorkerStatusMessage) {
+        self.state.withLockedValue { state in
+            guard state.slots[slot].generation == generation else { return }
+            state.slots[slot].quota = status
+        }
     }
 
     func configAcked(slot: Int, generation: Int, ack: ConfigAck) {

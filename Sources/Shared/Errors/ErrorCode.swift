@@ -39,6 +39,11 @@ public enum ReasonCode: String, Sendable, CaseIterable {
     case collectionDenied = "collection_denied"
     case rateLimit = "rate_limit"
     case quota = "quota"
+    /// This holder's share of a quota is spent and its claim for more has
+    /// not come back from Redis yet (only near the end of a budget).
+    case quotaPending = "quota_pending"
+    /// Redis is down and the policy says `fail_closed`.
+    case quotaUnavailable = "quota_unavailable"
     case noConfig = "no_config"
     case workerUnavailable = "worker_unavailable"
     case upstreamRefused = "upstream_refused"

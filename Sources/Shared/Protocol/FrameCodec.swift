@@ -112,6 +112,23 @@ public enum FrameCodec {
                     pack(&envelope, into: &buffer)
                 }
             }
+        case .status(let status):
+            var message = Portcullis__V1__WorkerStatus()
+            portcullis__v1__worker_status__init(&message)
+            message.quota_accounts = UInt32(clamping: status.quotaAccounts)
+            message.quota_unsynced = UInt64(clamping: status.quotaUnsynced)
+            message.quota_batches = status.quotaBatches
+            message.quota_failures = status.quotaFailures
+            message.quota_last_sync_unix_ms = status.quotaLastSyncUnixMs
+            withCStrings([status.quotaHealth, status.quotaLastError]) { s in
+                message.quota_health = s[0]
+                message.quota_last_error = s[1]
+                withUnsafeMutablePointer(to: &message) { pointer in
+                    envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_STATUS
+                    envelope.status = pointer
+                    pack(&envelope, into: &buffer)
+                }
+            }
         }
     }
 
@@ -210,6 +227,14 @@ public enum FrameCodec {
         case PORTCULLIS__V1__ENVELOPE__BODY_CONFIG_ACK:
             guard let m = e.config_ack?.pointee else { throw FrameError.missingBody }
             body = .configAck(ConfigAck(version: m.version, error: string(m.error)))
+        case PORTCULLIS__V1__ENVELOPE__BODY_STATUS:
+            guard let m = e.status?.pointee else { throw FrameError.missingBody }
+            body = .status(
+                WorkerStatusMessage(
+                    quotaHealth: string(m.quota_health), quotaAccounts: Int(m.quota_accounts),
+                    quotaUnsynced: Int(clamping: m.quota_unsynced), quotaBatches: m.quota_batches,
+                    quotaFailures: m.quota_failures, quotaLastSyncUnixMs: m.quota_last_sync_unix_ms,
+                    quotaLastError: string(m.quota_last_error)))
         default:
             throw FrameError.missingBody
         }

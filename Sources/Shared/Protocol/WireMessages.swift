@@ -2,7 +2,7 @@
 /// `FrameCodec` touches the protobuf-c structs.
 public enum WireProtocol {
     /// Bump on any change an older peer would misread (see the .proto).
-    public static let version: UInt32 = 1
+    public static let version: UInt32 = 2
     /// Router -> worker frames carry config snapshots, so they may be large.
     public static let maxRouterFrameBytes = 64 << 20
     /// Worker -> router frames are decisions and acks: small.
@@ -108,12 +108,37 @@ public struct ConfigAck: Sendable, Equatable {
     }
 }
 
+/// How a worker's quota sync stands (worker -> router).
+public struct WorkerStatusMessage: Sendable, Equatable {
+    public var quotaHealth: String
+    public var quotaAccounts: Int
+    public var quotaUnsynced: Int
+    public var quotaBatches: UInt64
+    public var quotaFailures: UInt64
+    public var quotaLastSyncUnixMs: Int64
+    public var quotaLastError: String
+
+    public init(
+        quotaHealth: String, quotaAccounts: Int = 0, quotaUnsynced: Int = 0, quotaBatches: UInt64 = 0,
+        quotaFailures: UInt64 = 0, quotaLastSyncUnixMs: Int64 = 0, quotaLastError: String = ""
+    ) {
+        self.quotaHealth = quotaHealth
+        self.quotaAccounts = quotaAccounts
+        self.quotaUnsynced = quotaUnsynced
+        self.quotaBatches = quotaBatches
+        self.quotaFailures = quotaFailures
+        self.quotaLastSyncUnixMs = quotaLastSyncUnixMs
+        self.quotaLastError = quotaLastError
+    }
+}
+
 public enum FrameBody: Sendable, Equatable {
     case hello(Hello)
     case decide(DecisionRequest)
     case decision(DecisionResponse)
     case config(ConfigSnapshotMessage)
     case configAck(ConfigAck)
+    case status(WorkerStatusMessage)
 }
 
 public struct Frame: Sendable, Equatable {

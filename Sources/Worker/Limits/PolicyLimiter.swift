@@ -15,6 +15,7 @@ struct CompiledPolicy {
     }
 
     let id: String
+    let onRedisFailure: RedisFailureMode
     let limits: [Limit]
     let quotas: [Quota]
     /// Identifies the limits' shape: bucket state survives a config reload
@@ -32,6 +33,7 @@ struct CompiledPolicy {
             return n == 1 ? base : "\(base)-\(n)"
         }
         self.id = policy.id
+        self.onRedisFailure = policy.onRedisFailure
         self.limits = policy.rateLimits.map {
             Limit(name: name($0.per.rawValue), limit: $0.limit, burst: $0.effectiveBurst, windowSeconds: $0.per.seconds)
         }
@@ -49,20 +51,23 @@ struct CompiledPolicy {
     var isEmpty: Bool { self.limits.isEmpty && self.quotas.isEmpty }
 }
 
-/// One client's buckets and quota counters under its policy. A class: the
+/// One client's buckets and quota accounts under its policy. A class: the
 /// limiter mutates it in place, where a struct in a dictionary would be
 /// copied (arrays and all) on every request.
 final class ClientLimitState {
     let fingerprint: String
     var buckets: [TokenBucket]
-    var quotas: [QuotaCounter]
+    /// The ledger's accounts for the current windows, cached here so a
+    /// request does not rebuild the key; refreshed when a window rolls or
+    /// the ledger lets an account go.
+    var quotas: [QuotaAccount?]
 
     init(policy: CompiledPolicy, time: DecisionTime) {
         self.fingerprint = policy.fingerprint
         self.buckets = policy.limits.map {
             TokenBucket(limit: $0.limit, burst: $0.burst, windowSeconds: $0.windowSeconds, now: time.monotonicNanos)
         }
-        self.quotas = policy.quotas.map { QuotaCounter(limit: $0.limit, period: $0.period, now: time.unixSeconds) }
+        self.quotas = Array(repeating: nil, count: policy.quotas.count)
     }
 }
 
@@ -72,16 +77,26 @@ struct LimitVerdict {
         case allowed
         case rateLimited(retryAfter: Int)
         case quotaExceeded(retryAfter: Int)
+        /// The quota budget could not be confirmed in time (see `QuotaRoom.pending`).
+        case quotaPending
+        /// Redis is down and the policy fails closed.
+        case quotaUnavailable
     }
     let outcome: Outcome
     let policyHeader: String
     let rateLimitHeader: String
 }
 
-/// Owns every client's limit state in this worker. Confined to the worker's
-/// single event loop, so no locking: the worker is the only writer.
+/// Owns every client's buckets in this worker, and uses the quota ledger for
+/// the long windows. Confined to the worker's single event loop, so no
+/// locking: the worker is the only writer.
 final class PolicyLimiter {
     private var states: [String: ClientLimitState] = [:]
+    let ledger: QuotaLedger
+
+    init(ledger: QuotaLedger = QuotaLedger(shared: false)) {
+        self.ledger = ledger
+    }
 
     var trackedClients: Int { self.states.count }
 
@@ -103,9 +118,16 @@ final class PolicyLimiter {
             if !state.buckets[index].hasToken { rateRetry = max(rateRetry, state.buckets[index].secondsUntilToken) }
         }
         var quotaRetry = 0
+        var quotaPending = false
+        var quotaUnavailable = false
         for index in state.quotas.indices {
-            state.quotas[index].roll(now: time.unixSeconds)
-            if !state.quotas[index].hasRoom { quotaRetry = max(quotaRetry, state.quotas[index].secondsUntilReset(now: time.unixSeconds)) }
+            let account = self.account(state, index, clientID: clientID, policy: policy, time: time)
+            switch self.ledger.room(account) {
+            case .room: break
+            case .exhausted: quotaRetry = max(quotaRetry, Int(max(1, account.window.end - time.unixSeconds)))
+            case .pending: quotaPending = true
+            case .unavailable: quotaUnavailable = true
+            }
         }
 
         let outcome: LimitVerdict.Outcome
@@ -113,19 +135,41 @@ final class PolicyLimiter {
             outcome = .rateLimited(retryAfter: rateRetry)
         } else if quotaRetry > 0 {
             outcome = .quotaExceeded(retryAfter: quotaRetry)
+        } else if quotaUnavailable {
+            outcome = .quotaUnavailable
+        } else if quotaPending {
+            outcome = .quotaPending
         } else {
             outcome = .allowed
             for index in state.buckets.indices { state.buckets[index].take() }
-            for index in state.quotas.indices { state.quotas[index].take() }
+            for account in state.quotas { if let account { self.ledger.spend(account, now: time.monotonicNanos) } }
         }
         return LimitVerdict(
             outcome: outcome,
             policyHeader: RateLimitHeaders.policy(policy, state: state),
-            rateLimitHeader: RateLimitHeaders.tightest(policy, state: state, now: time.unixSeconds))
+            rateLimitHeader: RateLimitHeaders.tightest(policy, state: state, ledger: self.ledger, now: time.unixSeconds))
+    }
+
+    private func account(
+        _ state: ClientLimitState, _ index: Int, clientID: String, policy: CompiledPolicy, time: DecisionTime
+    ) -> QuotaAccount {
+        if let cached = state.quotas[index], !cached.retired,
+            time.unixSeconds >= cached.window.start, time.unixSeconds < cached.window.end
+        {
+            self.ledger.touch(cached, now: time.monotonicNanos)
+            return cached
+        }
+        let quota = policy.quotas[index]
+        let account = self.ledger.account(
+            clientID: clientID, name: quota.name, window: QuotaWindow(period: quota.period, containing: time.unixSeconds),
+            limit: quota.limit, failureMode: policy.onRedisFailure, now: time.monotonicNanos)
+        state.quotas[index] = account
+        return account
     }
 
     /// Drops state of clients that left this worker or whose policy changed
     /// shape; keeps the rest so a reload does not refill anyone's bucket.
+    /// Quota accounts live in the ledger, by key, so they survive either way.
     func retain(where keep: (String, String) -> Bool) {
         self.states = self.states.filter { keep($0.key, $0.value.fingerprint) }
     }
@@ -138,7 +182,7 @@ final class PolicyLimiter {
 enum RateLimitHeaders {
     static func policy(_ policy: CompiledPolicy, state: ClientLimitState) -> String {
         if let fixed = policy.fixedPolicyHeader { return fixed }
-        return self.policy(limits: policy.limits, quotas: policy.quotas) { state.quotas[$0].window.lengthSeconds }
+        return self.policy(limits: policy.limits, quotas: policy.quotas) { state.quotas[$0]?.window.lengthSeconds ?? 0 }
     }
 
     /// The header text; `quotaWindow(i)` is quota i's current window length.
@@ -156,7 +200,7 @@ enum RateLimitHeaders {
 
     /// The limit or quota with the fewest remaining requests; ties go to the
     /// shortest window.
-    static func tightest(_ policy: CompiledPolicy, state: ClientLimitState, now: Int64) -> String {
+    static func tightest(_ policy: CompiledPolicy, state: ClientLimitState, ledger: QuotaLedger, now: Int64) -> String {
         var best: (remaining: Int, window: Int, name: String, reset: Int)? = nil
         func consider(_ remaining: Int, _ window: Int, _ name: String, _ reset: Int) {
             if let current = best, (current.remaining, current.window) <= (remaining, window) { return }
@@ -167,8 +211,9 @@ enum RateLimitHeaders {
             consider(bucket.remaining, limit.windowSeconds, limit.name, bucket.secondsUntilFull)
         }
         for (index, quota) in policy.quotas.enumerated() {
-            let counter = state.quotas[index]
-            consider(counter.remaining, counter.window.lengthSeconds, quota.name, counter.secondsUntilReset(now: now))
+            guard let account = state.quotas[index] else { continue }
+            let reset = Int(max(1, account.window.end - now))
+            consider(ledger.remaining(account), account.window.lengthSeconds, quota.name, reset)
         }
         guard let best else { return "" }
         return "\"\(best.name)\";r=\(best.remaining);t=\(best.reset)"

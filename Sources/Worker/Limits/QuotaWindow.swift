@@ -56,31 +56,3 @@ struct QuotaWindow: Equatable {
         return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }
-
-/// Requests counted in the current window of one quota. Without Redis the
-/// owning worker's count is the instance's exact count.
-struct QuotaCounter: Equatable {
-    let limit: Int
-    let period: QuotaPeriod
-    private(set) var window: QuotaWindow
-    private(set) var used: Int
-
-    init(limit: Int, period: QuotaPeriod, now: Int64) {
-        self.limit = limit
-        self.period = period
-        self.window = QuotaWindow(period: period, containing: now)
-        self.used = 0
-    }
-
-    mutating func roll(now: Int64) {
-        guard now >= self.window.end || now < self.window.start else { return }
-        self.window = QuotaWindow(period: self.period, containing: now)
-        self.used = 0
-    }
-
-    var hasRoom: Bool { self.used < self.limit }
-    var remaining: Int { max(0, self.limit - self.used) }
-    mutating func take() { self.used += 1 }
-
-    func secondsUntilReset(now: Int64) -> Int { Int(max(1, self.window.end - now)) }
-}

@@ -101,6 +101,12 @@ struct LimitsCheck: DecisionCheck {
             return .deny(GatewayError(429, .rateLimitExceeded, .rateLimit, "rate limit exceeded", retryAfterSeconds: retryAfter))
         case .quotaExceeded(let retryAfter):
             return .deny(GatewayError(429, .quotaExceeded, .quota, "quota exceeded", retryAfterSeconds: retryAfter))
+        case .quotaPending:
+            return .deny(
+                GatewayError(429, .quotaExceeded, .quotaPending, "quota nearly spent; retry shortly", retryAfterSeconds: 1))
+        case .quotaUnavailable:
+            return .deny(
+                GatewayError(503, .quotaUnavailable, .quotaUnavailable, "quota store unavailable", retryAfterSeconds: 1))
         }
     }
 }

@@ -6,12 +6,13 @@ import Shared
 final class WorkerEngine {
     let workerIndex: Int
     private(set) var model: WorkerModel?
-    let limiter = PolicyLimiter()
+    let limiter: PolicyLimiter
     private let clock: any DecisionClock
 
-    init(workerIndex: Int, clock: any DecisionClock = SystemDecisionClock()) {
+    init(workerIndex: Int, clock: any DecisionClock = SystemDecisionClock(), ledger: QuotaLedger = QuotaLedger(shared: false)) {
         self.workerIndex = workerIndex
         self.clock = clock
+        self.limiter = PolicyLimiter(ledger: ledger)
     }
 
     /// Puts a new snapshot in force. Limit state survives for clients whose

@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import NIOCore
 import NIOPosix
@@ -14,9 +15,12 @@ import Glibc
 @main
 struct WorkerMain {
     static let usage = """
-        usage: portcullis-worker --index N --connections K
+        usage: portcullis-worker --index N --connections K [--holder ID] [--state-dir DIR]
           Started by `portcullis`; not meant to be run by hand. Talks to the
           router over K inherited Unix sockets (descriptors 3..3+K-1).
+          --holder     this worker's name in shared quota keys (instance + slot)
+          --state-dir  where the quota spend journal of this slot lives
+          PORTCULLIS_WORKER_REDIS_URL (set by the router) turns on quota sharing.
         """
 
     static func main() {
@@ -39,9 +43,23 @@ struct WorkerMain {
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
+        let quotaLogger = logger
         let engine: NIOLoopBound<WorkerEngine>
+        let syncer: NIOLoopBound<QuotaSyncer>?
+        let quotaMode: String
         do {
-            engine = try loop.submit { NIOLoopBound(WorkerEngine(workerIndex: index), eventLoop: loop) }.wait()
+            (engine, syncer, quotaMode) = try loop.submit {
+                let quota = Self.quotaSetup(index: index, arguments: arguments, logger: quotaLogger)
+                let engine = WorkerEngine(workerIndex: index, ledger: quota.ledger)
+                var syncer: NIOLoopBound<QuotaSyncer>? = nil
+                if let endpoint = quota.endpoint {
+                    let sync = QuotaSyncer(
+                        loop: loop, ledger: quota.ledger, endpoint: endpoint, holder: quota.holder, logger: quotaLogger)
+                    sync.start()
+                    syncer = NIOLoopBound(sync, eventLoop: loop)
+                }
+                return (NIOLoopBound(engine, eventLoop: loop), syncer, quota.describe)
+            }.wait()
         } catch {
             logger.critical("cannot start: \(error)")
             exit(1)
@@ -64,14 +82,72 @@ struct WorkerMain {
                 exit(1)
             }
         }
-        logger.info("worker started", metadata: ["pid": "\(getpid())", "connections": "\(connections)"])
+        logger.info(
+            "worker started",
+            metadata: ["pid": "\(getpid())", "connections": "\(connections)", "quota": "\(quotaMode)"])
 
-        // The first connection to close ends the worker.
-        let firstClose = loop.makePromise(of: Void.self)
-        for channel in channels { channel.closeFuture.cascade(to: firstClose) }
-        try? firstClose.futureResult.wait()
-        logger.info("router connection closed; exiting")
+        if let syncer, let statusChannel = channels.first {
+            try? loop.submit {
+                syncer.value.onStatus = { status in
+                    var buffer = statusChannel.allocator.buffer(capacity: 96)
+                    FrameCodec.encode(Frame(id: 0, body: .status(WorkerStatusMessage(status))), into: &buffer)
+                    statusChannel.writeAndFlush(buffer, promise: nil)
+                }
+            }.wait()
+        }
+
+        // The first connection to close, or SIGTERM, ends the worker, after
+        // a last quota flush (bounded: what misses it stays in the journal).
+        let stop = loop.makePromise(of: String.self)
+        for channel in channels { channel.closeFuture.whenComplete { _ in stop.succeed("router connection closed") } }
+        signal(SIGTERM, SIG_IGN)
+        let termSource = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
+        termSource.setEventHandler { stop.succeed("SIGTERM") }
+        termSource.resume()
+        let why = (try? stop.futureResult.wait()) ?? "stopped"
+        if let syncer {
+            _ = try? loop.flatSubmit { syncer.value.flushForExit(timeoutMs: 1000) }.wait()
+        }
+        logger.info("\(why); exiting")
         exit(0)
+    }
+
+    struct QuotaSetup {
+        let ledger: QuotaLedger
+        let endpoint: RedisEndpoint?
+        let holder: String
+        var describe: String {
+            self.endpoint.map { "shared via \($0) as \(self.holder)" } ?? "local to this instance"
+        }
+    }
+
+    /// Redis from the router's environment variable, the journal from
+    /// `--state-dir`. A bad URL was already refused by the router; here it
+    /// only means running local rather than not at all.
+    static func quotaSetup(index: Int, arguments: [String], logger: Logger) -> QuotaSetup {
+        var endpoint: RedisEndpoint? = nil
+        if let url = getenv("PORTCULLIS_WORKER_REDIS_URL").map({ String(cString: $0) }), !url.isEmpty {
+            do {
+                endpoint = try RedisEndpoint.parse(url)
+            } catch {
+                logger.error("quota sharing off: \(error)")
+            }
+        }
+        var journal: SpendJournal? = nil
+        if let directory = value(of: "--state-dir", in: arguments) {
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            do {
+                journal = try SpendJournal(path: "\(directory)/quota-worker-\(index).journal", nowUnixSeconds: Int64(now.tv_sec))
+                if let journal, journal.restoredCount > 0 {
+                    logger.info("quota journal restored", metadata: ["accounts": "\(journal.restoredCount)"])
+                }
+            } catch {
+                logger.error("quota journal unavailable; unsynced spends will not survive a crash", metadata: ["error": "\(error)"])
+            }
+        }
+        let holder = value(of: "--holder", in: arguments) ?? "w\(index)"
+        return QuotaSetup(ledger: QuotaLedger(shared: endpoint != nil, journal: journal), endpoint: endpoint, holder: holder)
     }
 
     private static func value(of flag: String, in arguments: [String]) -> String? {
