@@ -124,7 +124,9 @@ final class QuotaAccount {
         let floor = max(1, self.limit / 100)
         let left = self.known ? self.unclaimed : self.limit - self.spent
         guard left > 0 else { return 0 }
-        let holders = max(self.holders, holdersEstimate)
+        // Known: the holders Redis has seen; a newcomer still finds half of
+        // what is left. Unknown: assume company.
+        let holders = self.known ? max(self.holders, 1) : max(self.holders, holdersEstimate)
         let share = (left + holders) / (holders + 1)
         // Before a rate is known, a fair share: in the common case (the
         // ingress hashes each client to one instance) that is one holder

@@ -212,7 +212,12 @@ final class QuotaLedger {
         if account.unclaimed <= 0 {
             return account.deniedSinceReply && now &- account.lastReplyNanos >= self.settings.exhaustedRecheckNanos
         }
-        return account.granted - account.spent <= account.lastSlice / 2
+        // Ask when half the last slice is gone, or when what is left would
+        // not last ~3 batch intervals at the client's pace: the answer then
+        // comes back before the slice runs dry and nobody waits (`pending`).
+        let horizon = Double(self.settings.batchIntervalNanos) * 3 / 1e9
+        let lowWater = max(account.lastSlice / 2, Int((account.rate * horizon).rounded(.up)))
+        return account.granted - account.spent <= lowWater
     }
 
     private func needsFlush(_ account: QuotaAccount, now: UInt64, windowOpen: Bool) -> Bool {
