@@ -84,8 +84,10 @@ struct QuotaSharingTests {
         let commands = try redis.commandsSinceReset()
         print("3 instances, quota 500/day, \(total) requests: \(allowed) × 200, statuses \(statuses), \(commands) Redis commands = \(Double(commands) / Double(total)) per request")
 
-        // README bound: at most Σ borrow caps over (3 + 1% of 500 = 5) -> 6 either way.
-        #expect(abs(allowed - 500) <= 6, "allowed \(allowed)")
+        // README bound: overshoot ≤ max(1% of 500, 5) + 3 holders = 8. Every
+        // holder keeps receiving requests to the end, so none is left
+        // sitting on an unspent slice: no undershoot either.
+        #expect(allowed >= 500 && allowed <= 500 + 8, "allowed \(allowed)")
         #expect(statuses[200, default: 0] + statuses[429, default: 0] == total, "\(statuses)")
         #expect(reasons == ["quota_exceeded"])
         #expect(Double(commands) / Double(total) <= 0.05)

@@ -96,6 +96,9 @@ final class QuotaLedger {
     let journal: SpendJournal?
     /// Set for the final flush: no more claims, only spends written.
     var stopping = false
+    /// A holder is spending beyond its grant (borrowing or refusing with
+    /// `pending`): its claim goes out without waiting for the batch interval.
+    private var urgent = false
 
     init(shared: Bool, settings: QuotaSyncSettings = QuotaSyncSettings(), journal: SpendJournal? = nil) {
         self.settings = settings
@@ -136,6 +139,9 @@ final class QuotaLedger {
     func room(_ account: QuotaAccount) -> QuotaRoom {
         let room = account.room(self.health, holdersEstimate: self.holdersEstimate)
         if room != .room { account.deniedSinceReply = true }
+        if (room == .room || room == .pending) && account.spent >= account.granted && self.health != .down && self.health != .local {
+            self.urgent = true
+        }
         return room
     }
 
@@ -163,8 +169,9 @@ final class QuotaLedger {
         }
         if let last = self.lastBatchNanos {
             let spacing = self.health == .down ? self.settings.downRetryNanos : self.settings.batchIntervalNanos
-            if now &- last < spacing { return nil }
+            if now &- last < spacing && !(self.urgent && self.health != .down) { return nil }
         }
+        self.urgent = false
         self.forgetFinished(now: now, unixSeconds: unixSeconds)
         var entries: [QuotaSyncEntry] = []
         for account in self.accounts.values where !account.inFlight {

@@ -101,7 +101,7 @@ final class QuotaSyncer {
     func start() {
         self.loop.assertInEventLoop()
         let bound = NIOLoopBound(self, eventLoop: self.loop)
-        self.ticker = self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(5), delay: .milliseconds(20)) { _ in
+        self.ticker = self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(5), delay: .milliseconds(10)) { _ in
             bound.value.tick()
         }
     }
