@@ -13,8 +13,6 @@
 
 Loopback only; every run is bounded by its duration or request count.
 """
-import argparse
-import hashlib
 import http.client
 import os
 import shutil
@@ -25,12 +23,11 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import Bench, free_port, wait_http, http_status  # noqa: E402
+from run import Bench, common_arguments, free_port, wait_http, http_status  # noqa: E402
 
 
 class QuotaBench(Bench):
     def __init__(self, args):
-        args.clients = args.clients or 1000
         super().__init__(args)
         self.redis_port = free_port()
 
@@ -48,12 +45,7 @@ class QuotaBench(Bench):
     def portcullis(self, name, quota, redis, extra_clients=""):
         port, admin = free_port(), free_port()
         self.ports[name] = port
-        clients_yaml = "\n".join(f"""  - id: {c}
-    collections: [bench]
-    policy: roomy
-    profiles:
-      - id: {c}-token
-        auth: {{ type: token, token_sha256: "{hashlib.sha256(t.encode()).hexdigest()}" }}""" for c, t in self.clients)
+        clients_yaml = self.clients_yaml()
         quotas = f"\n    quotas: [ {{ limit: {quota}, per: day }} ]" if quota else ""
         config = self.write(f"{name}.yaml", f"""
 server:
@@ -92,9 +84,7 @@ clients:
     def run(self):
         up = self.ports["upstream"]
         self.targets = {}
-        self.targets["upstream"] = self.nginx("upstream", f"""
-  server {{ listen 127.0.0.1:{up}; keepalive_requests 1000000;
-    location / {{ default_type application/json; return 200 '{{"ok":true}}'; }} }}""", 1)
+        self.start_upstream()
         self.start("redis", ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
                              "--save", "", "--appendonly", "no"])
         wait_http(up)
@@ -194,16 +184,8 @@ clients:
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--duration", type=int, default=8, help="seconds per target per round (default 8)")
-    parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per target (default 2)")
-    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds (default 4)")
-    parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
-    parser.add_argument("--clients", type=int, default=1000, help="client ids with tokens (default 1000)")
-    parser.add_argument("--workers", type=int, default=0, help="Portcullis workers (default: CPU count)")
+    parser = common_arguments(__doc__, rounds=4)
     parser.add_argument("--quota", type=int, default=500, help="the overshoot test's quota (default 500)")
-    parser.add_argument("--bin", required=True, help="directory holding the release portcullis binaries")
     args = parser.parse_args()
     for tool in ["nginx", "wrk", "redis-server", "redis-cli"]:
         if not shutil.which(tool):

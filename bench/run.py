@@ -139,13 +139,25 @@ http {{
 """)
         return self.start(name, ["nginx", "-c", conf, "-e", self.path(name + ".err")])
 
+    def start_upstream(self):
+        """The shared upstream: one nginx worker returning a fixed body."""
+        self.targets["upstream"] = self.nginx("upstream", f"""
+  server {{ listen 127.0.0.1:{self.ports['upstream']}; keepalive_requests 1000000;
+    location / {{ default_type application/json; return 200 '{{"ok":true}}'; }} }}""", 1)
+
+    def clients_yaml(self):
+        """The bench clients for a Portcullis config: token auth, policy `roomy`."""
+        return "\n".join(f"""  - id: {c}
+    collections: [bench]
+    policy: roomy
+    profiles:
+      - id: {c}-token
+        auth: {{ type: token, token_sha256: "{hashlib.sha256(t.encode()).hexdigest()}" }}""" for c, t in self.clients)
+
     def setup_targets(self):
         up = self.ports["upstream"]
-        # The shared upstream: one nginx worker returning a fixed body.
         self.targets = {}
-        self.targets["upstream"] = self.nginx("upstream", f"""
-  server {{ listen 127.0.0.1:{up}; keepalive_requests 1000000;
-    location / {{ default_type application/json; return 200 '{{"ok":true}}'; }} }}""", 1)
+        self.start_upstream()
 
         proxy_common = """
       proxy_http_version 1.1;
@@ -178,12 +190,7 @@ http {{
       proxy_set_header X-Request-ID $request_id;
       proxy_pass http://backend; }} }}""", "auto")
 
-        clients_yaml = "\n".join(f"""  - id: {c}
-    collections: [bench]
-    policy: roomy
-    profiles:
-      - id: {c}-token
-        auth: {{ type: token, token_sha256: "{hashlib.sha256(t.encode()).hexdigest()}" }}""" for c, t in self.clients)
+        clients_yaml = self.clients_yaml()
         config = self.write("portcullis.yaml", f"""
 server:
   listen: "127.0.0.1:{self.ports['portcullis']}"
@@ -316,16 +323,22 @@ end
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def common_arguments(doc, rounds):
+    """The wrk and binary options every bench script takes."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=8, help="seconds per target per round (default 8)")
     parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per target (default 2)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
+    parser.add_argument("--rounds", type=int, default=rounds, help=f"interleaved rounds (default {rounds})")
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--clients", type=int, default=1000, help="client ids with tokens (default 1000)")
     parser.add_argument("--workers", type=int, default=0, help="Portcullis workers (default: its own, CPU count)")
     parser.add_argument("--bin", required=True, help="directory holding the release portcullis binaries")
+    return parser
+
+
+def main():
+    parser = common_arguments(__doc__, rounds=3)
     args = parser.parse_args()
     for tool in ["nginx", "wrk"]:
         if not shutil.which(tool):

@@ -29,11 +29,13 @@ final class Gateway: @unchecked Sendable {
     private var decisionLog: DecisionLog!
     private var watcher: ConfigWatcher?
     private let quiesceLock = NIOLock()
-    private let redis: RedisEndpoint?
+    /// Where quotas are shared, and the URL text as configured (the workers
+    /// parse it again; only the router reports errors about it).
+    private let redis: (endpoint: RedisEndpoint, url: String)?
     /// Per-run directory for the workers' quota spend journals.
     private var stateDirectory: String? = nil
 
-    private init(options: Options, config: ValidatedConfig, redis: RedisEndpoint?, logger: Logger) {
+    private init(options: Options, config: ValidatedConfig, redis: (endpoint: RedisEndpoint, url: String)?, logger: Logger) {
         self.options = options
         self.redis = redis
         self.logger = logger
@@ -51,7 +53,7 @@ final class Gateway: @unchecked Sendable {
             FileHandle.standardError.write(Data("portcullis: \(options.configPath): \(error)\n".utf8))
             return 2
         }
-        let redis: RedisEndpoint?
+        let redis: (endpoint: RedisEndpoint, url: String)?
         do {
             redis = try Self.redisEndpoint(config.model, environment: ProcessInfo.processInfo.environment)
         } catch {
@@ -70,7 +72,9 @@ final class Gateway: @unchecked Sendable {
 
     /// `REDIS_URL` wins over `server.redis_url` (which may name a
     /// `$VARIABLE`); neither means quotas are local to this instance.
-    static func redisEndpoint(_ model: GatewayConfig, environment: [String: String]) throws -> RedisEndpoint? {
+    static func redisEndpoint(
+        _ model: GatewayConfig, environment: [String: String]
+    ) throws -> (endpoint: RedisEndpoint, url: String)? {
         var field = "REDIS_URL"
         var text = environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
         if text == nil, let configured = model.server.redisURL, !configured.isEmpty {
@@ -87,7 +91,7 @@ final class Gateway: @unchecked Sendable {
         }
         guard let text else { return nil }
         do {
-            return try RedisEndpoint.parse(text)
+            return (try RedisEndpoint.parse(text), text)
         } catch {
             throw GatewayStartError(message: "\(field): \(error.message)")
         }
@@ -99,7 +103,7 @@ final class Gateway: @unchecked Sendable {
     private func instanceID() -> String {
         if let id = self.environment["PORTCULLIS_INSTANCE_ID"], !id.isEmpty { return id }
         let host = ProcessInfo.processInfo.hostName.split(separator: ".").first.map(String.init) ?? "host"
-        let suffix = ((try? Crypto.randomBytes(3)) ?? [0, 0, 0]).map { String($0, radix: 16).leftPadded(to: 2) }.joined()
+        let suffix = Hex.encode((try? Crypto.randomBytes(3)) ?? [0, 0, 0])
         return "\(host)-\(suffix)"
     }
 
@@ -147,7 +151,7 @@ final class Gateway: @unchecked Sendable {
         if let redis = self.redis {
             // Workers read it from the environment: not from argv, which
             // every user on the host can see, since it may hold a password.
-            setenv("PORTCULLIS_WORKER_REDIS_URL", Self.urlText(redis), 1)
+            setenv("PORTCULLIS_WORKER_REDIS_URL", redis.url, 1)
         } else {
             unsetenv("PORTCULLIS_WORKER_REDIS_URL")
         }
@@ -162,7 +166,7 @@ final class Gateway: @unchecked Sendable {
             return arguments
         }
         self.logger.info(
-            "quotas", metadata: ["mode": "\(self.redis.map { "shared via \($0)" } ?? "local to this instance")", "instance": "\(instance)"])
+            "quotas", metadata: ["mode": "\(self.redis.map { "shared via \($0.endpoint)" } ?? "local to this instance")", "instance": "\(instance)"])
         self.supervisor.start(snapshots: self.partition(config.model, version: 1, workerCount: workerCount))
 
         guard Self.wait(for: self.supervisor.ready, seconds: 30) else {
@@ -280,7 +284,7 @@ final class Gateway: @unchecked Sendable {
         let (version, draining) = self.state.withLockedValue { ($0.version, $0.draining) }
         return AdminStatus(
             configLoaded: true, loadedVersion: version, draining: draining, workers: self.supervisor.status(),
-            redis: self.redis?.description)
+            redis: self.redis?.endpoint.description)
     }
 
     /// Paths in the config are relative to the config file (SPEC §9).
@@ -299,29 +303,6 @@ final class Gateway: @unchecked Sendable {
             throw GatewayStartError(message: "worker binary not found at \(candidate) (set PORTCULLIS_WORKER_BIN)")
         }
         return candidate
-    }
-}
-
-extension Gateway {
-    /// The endpoint back as a URL for the workers (password included).
-    static func urlText(_ endpoint: RedisEndpoint) -> String {
-        func escaped(_ text: String) -> String {
-            text.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? text
-        }
-        var auth = ""
-        if let password = endpoint.password { auth = "\(endpoint.username.map(escaped) ?? ""):\(escaped(password))@" }
-        switch endpoint.address {
-        case .tcp(let host, let port):
-            return "redis://\(auth)\(host.contains(":") ? "[\(host)]" : host):\(port)/\(endpoint.database)"
-        case .unix(let path):
-            return "unix://\(auth)\(path)?db=\(endpoint.database)"
-        }
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        self.count >= width ? self : String(repeating: "0", count: width - self.count) + self
     }
 }
 

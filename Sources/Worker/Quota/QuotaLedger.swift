@@ -56,17 +56,6 @@ struct QuotaSyncBatch: Sendable {
     var entries: [QuotaSyncEntry]
 }
 
-/// Counters the worker reports to the router (`/readyz`, `/metrics`).
-struct QuotaSyncStatus: Equatable, Sendable {
-    var health: QuotaHealth
-    var accounts: Int
-    var unsyncedSpends: Int
-    var batches: UInt64
-    var failures: UInt64
-    var lastSyncUnixMs: Int64
-    var lastError: String
-}
-
 /// Every quota account this worker holds, and the sync protocol with Redis,
 /// as plain synchronous code over injected time (the I/O is `QuotaSyncer`).
 ///
@@ -309,11 +298,12 @@ final class QuotaLedger {
         return self.accounts.values.reduce(0) { $0 + max(0, $1.spent - $1.syncedSpent) }
     }
 
-    func status() -> QuotaSyncStatus {
-        QuotaSyncStatus(
-            health: self.health, accounts: self.accounts.count, unsyncedSpends: self.unsyncedSpends,
-            batches: self.batches, failures: self.failures, lastSyncUnixMs: self.lastSyncUnixMs,
-            lastError: self.lastError)
+    /// What the worker reports to the router (`/readyz`, `/metrics`).
+    func status() -> WorkerStatusMessage {
+        WorkerStatusMessage(
+            quotaHealth: self.health.rawValue, quotaAccounts: self.accounts.count, quotaUnsynced: self.unsyncedSpends,
+            quotaBatches: self.batches, quotaFailures: self.failures, quotaLastSyncUnixMs: self.lastSyncUnixMs,
+            quotaLastError: self.lastError)
     }
 
     /// Drops accounts whose window is over (or that sat unused) once Redis
@@ -337,14 +327,5 @@ final class QuotaLedger {
     private func journalWrite(_ account: QuotaAccount) {
         guard let slot = account.journalSlot, let journal = self.journal else { return }
         journal.write(slot, spent: account.spent, granted: account.granted)
-    }
-}
-
-extension WorkerStatusMessage {
-    init(_ status: QuotaSyncStatus) {
-        self.init(
-            quotaHealth: status.health.rawValue, quotaAccounts: status.accounts, quotaUnsynced: status.unsyncedSpends,
-            quotaBatches: status.batches, quotaFailures: status.failures, quotaLastSyncUnixMs: status.lastSyncUnixMs,
-            quotaLastError: status.lastError)
     }
 }

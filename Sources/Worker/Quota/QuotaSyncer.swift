@@ -78,10 +78,10 @@ final class QuotaSyncer {
     private var inFlight = false
     private var ticker: RepeatedTask? = nil
     private var lastHealth: QuotaHealth
-    private var lastReported: QuotaSyncStatus? = nil
+    private var lastReported: WorkerStatusMessage? = nil
     private var lastReportNanos: UInt64 = 0
     /// Called on the loop with the status when it changed (at most every 500 ms).
-    var onStatus: ((QuotaSyncStatus) -> Void)? = nil
+    var onStatus: ((WorkerStatusMessage) -> Void)? = nil
 
     init(
         loop: any EventLoop, ledger: QuotaLedger, endpoint: RedisEndpoint, holder: String,

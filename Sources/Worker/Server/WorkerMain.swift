@@ -90,7 +90,7 @@ struct WorkerMain {
             try? loop.submit {
                 syncer.value.onStatus = { status in
                     var buffer = statusChannel.allocator.buffer(capacity: 96)
-                    FrameCodec.encode(Frame(id: 0, body: .status(WorkerStatusMessage(status))), into: &buffer)
+                    FrameCodec.encode(Frame(id: 0, body: .status(status)), into: &buffer)
                     statusChannel.writeAndFlush(buffer, promise: nil)
                 }
             }.wait()
