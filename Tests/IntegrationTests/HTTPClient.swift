@@ -37,9 +37,17 @@ final class HTTPClient {
     let fd: Int32
     private var buffer: [UInt8] = []
 
+    /// Connects on a descriptor that only this object closes. The socket is
+    /// made and connected before the object exists: a throwing class init
+    /// that closed the descriptor itself would close it a second time in
+    /// deinit, possibly after another thread reused the number.
     init(port: Int, timeoutSeconds: Int = 10, source: String? = nil) throws {
-        self.fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard self.fd >= 0 else { throw HarnessError("socket failed") }
+        self.fd = try Self.connect(port: port, timeoutSeconds: timeoutSeconds, source: source)
+    }
+
+    private static func connect(port: Int, timeoutSeconds: Int, source: String?) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw HarnessError("socket failed") }
         if let source {
             // Any 127/8 address is loopback on Linux: a second source
             // address stands in for a proxy host.
@@ -47,27 +55,30 @@ final class HTTPClient {
             local.sin_family = sa_family_t(AF_INET)
             local.sin_addr.s_addr = inet_addr(source)
             let bound = withUnsafePointer(to: &local) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(self.fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
             guard bound == 0 else {
-                close(self.fd)
-                throw HarnessError("bind to \(source) failed: errno \(errno)")
+                let error = errno
+                close(fd)
+                throw HarnessError("bind to \(source) failed: errno \(error)")
             }
         }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
-        setsockopt(self.fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(self.fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = UInt16(port).bigEndian
         let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(self.fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard result == 0 else {
-            close(self.fd)
-            throw HarnessError("connect to 127.0.0.1:\(port) failed: errno \(errno)")
+            let error = errno
+            close(fd)
+            throw HarnessError("connect to 127.0.0.1:\(port) failed: errno \(error)")
         }
+        return fd
     }
 
     deinit { close(self.fd) }

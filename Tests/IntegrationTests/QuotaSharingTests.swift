@@ -59,6 +59,16 @@ struct QuotaSharingTests {
         }
     }
 
+    /// What Redis counts for `key` once the instances have written it out.
+    /// A worker reports its unsynced count at most every 500 ms, so a
+    /// report of 0 can predate the last spends: wait (bounded) for Redis to
+    /// reach `expected`, then return what it holds for the caller to check.
+    static func spentOnceSynced(_ clusters: [Cluster], _ redis: RedisServer, key: String, expected: Int) throws -> Int {
+        try self.awaitSynced(clusters)
+        try? waitUntil(15, "Redis to count \(expected) for \(key)") { (try? redis.spent(key: key)) == expected }
+        return try redis.spent(key: key)
+    }
+
     @Test func threeInstancesSpendOneBudget() throws {
         let base = FileManager.default.temporaryDirectory.appendingPathComponent("pcl-quota-\(UUID().uuidString)")
         let redis = try RedisServer(directory: base)
@@ -76,10 +86,11 @@ struct QuotaSharingTests {
         let ports = clusters.map(\.port)
         DispatchQueue.concurrentPerform(iterations: 3) { index in
             for _ in 0..<(total / 3 + (index < total % 3 ? 1 : 0)) {
-                tally.add(try? Self.call(port: ports[index], "fleet"))
+                tally.add { try Self.call(port: ports[index], "fleet") }
             }
         }
-        let (statuses, reasons) = tally.result
+        let (statuses, reasons, failures) = tally.result
+        #expect(failures.isEmpty, "requests that got no HTTP answer: \(failures)")
         let allowed = statuses[200] ?? 0
         let commands = try redis.commandsSinceReset()
         print("3 instances, quota 500/day, \(total) requests: \(allowed) × 200, statuses \(statuses), \(commands) Redis commands = \(Double(commands) / Double(total)) per request")
@@ -101,8 +112,7 @@ struct QuotaSharingTests {
                 #expect(Int(response.header("Retry-After") ?? "") ?? 0 >= 1)
             }
         }
-        try Self.awaitSynced(clusters)
-        #expect(try redis.spent(key: Self.dayKey("fleet")) == allowed)
+        #expect(try Self.spentOnceSynced(clusters, redis, key: Self.dayKey("fleet"), expected: allowed) == allowed)
     }
 
     @Test func redisKilledAndRestartedEmptyLosesNoSpends() throws {
@@ -162,8 +172,7 @@ struct QuotaSharingTests {
 
         try redis.start()  // empty: no persistence
         try burst(300)
-        try Self.awaitSynced(clusters)
-        let inRedis = try redis.spent(key: Self.dayKey("steady"))
+        let inRedis = try Self.spentOnceSynced(clusters, redis, key: Self.dayKey("steady"), expected: allowed)
         print("Redis killed and restarted empty mid-run: \(allowed) allowed, \(inRedis) counted in Redis")
         #expect(inRedis == allowed)
     }
@@ -203,8 +212,7 @@ struct QuotaSharingTests {
         #expect(exhausted == 5)
         // The journal kept every spend of the killed process: exact.
         #expect(allowed == 200)
-        try Self.awaitSynced([cluster])
-        #expect(try redis.spent(key: Self.dayKey("victim")) == allowed)
+        #expect(try Self.spentOnceSynced([cluster], redis, key: Self.dayKey("victim"), expected: allowed) == allowed)
     }
 }
 
@@ -213,17 +221,29 @@ final class Tally: @unchecked Sendable {
     private let lock = NSLock()
     private var statuses: [Int: Int] = [:]
     private var reasons: Set<String> = []
+    private var failures: [String] = []
 
-    func add(_ response: HTTPResponse?) {
+    /// Runs one request and counts its status; a request that gets no HTTP
+    /// answer at all is kept with its error so the test can say why.
+    func add(_ request: () throws -> HTTPResponse) {
+        let started = Date()
+        let outcome = Result { try request() }
+        let elapsed = Date().timeIntervalSince(started)
         self.lock.lock()
         defer { self.lock.unlock() }
-        self.statuses[response?.status ?? 0, default: 0] += 1
-        if let response, response.status != 200 { self.reasons.insert(response.json?["error"] as? String ?? "?") }
+        switch outcome {
+        case .success(let response):
+            self.statuses[response.status, default: 0] += 1
+            if response.status != 200 { self.reasons.insert(response.json?["error"] as? String ?? "?") }
+        case .failure(let error):
+            self.statuses[0, default: 0] += 1
+            self.failures.append("\(error) after \(Int(elapsed * 1000)) ms")
+        }
     }
 
-    var result: ([Int: Int], Set<String>) {
+    var result: ([Int: Int], Set<String>, [String]) {
         self.lock.lock()
         defer { self.lock.unlock() }
-        return (self.statuses, self.reasons)
+        return (self.statuses, self.reasons, self.failures)
     }
 }
