@@ -5,7 +5,8 @@ import PackageDescription
 // SwiftNIO for sockets and HTTP/1.1, NIOExtras for graceful quiescing,
 // Yams for the YAML config, ArgumentParser for the CLI, swift-log for logs.
 // Crypto is OpenSSL's libcrypto through CCrypto, not swift-crypto; Redis
-// is hiredis through CHiredis.
+// is hiredis through CHiredis; the router's TLS client (OIDC key fetches)
+// is OpenSSL's libssl through CTLS.
 // Release builds of our own targets skip the runtime exclusivity checks
 // (`swift_beginAccess` and its thread-local access set were ~4% of the
 // router's CPU under load). Debug builds, which the tests use, keep them.
@@ -46,6 +47,11 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        .systemLibrary(
+            name: "CTLS",
+            pkgConfig: "libssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
         .target(
             name: "CPortcullisProto",
             dependencies: ["CProtobufC"],
@@ -80,6 +86,7 @@ let package = Package(
             dependencies: [
                 "Shared",
                 "CProcessSpawn",
+                "CTLS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -277,6 +277,96 @@ void   portcullis__v1__worker_status__free_unpacked
   assert(message->base.descriptor == &portcullis__v1__worker_status__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   portcullis__v1__key_set__init
+                     (Portcullis__V1__KeySet         *message)
+{
+  static const Portcullis__V1__KeySet init_value = PORTCULLIS__V1__KEY_SET__INIT;
+  *message = init_value;
+}
+size_t portcullis__v1__key_set__get_packed_size
+                     (const Portcullis__V1__KeySet *message)
+{
+  assert(message->base.descriptor == &portcullis__v1__key_set__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portcullis__v1__key_set__pack
+                     (const Portcullis__V1__KeySet *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portcullis__v1__key_set__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portcullis__v1__key_set__pack_to_buffer
+                     (const Portcullis__V1__KeySet *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portcullis__v1__key_set__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portcullis__V1__KeySet *
+       portcullis__v1__key_set__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portcullis__V1__KeySet *)
+     protobuf_c_message_unpack (&portcullis__v1__key_set__descriptor,
+                                allocator, len, data);
+}
+void   portcullis__v1__key_set__free_unpacked
+                     (Portcullis__V1__KeySet *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portcullis__v1__key_set__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   portcullis__v1__key_refresh__init
+                     (Portcullis__V1__KeyRefresh         *message)
+{
+  static const Portcullis__V1__KeyRefresh init_value = PORTCULLIS__V1__KEY_REFRESH__INIT;
+  *message = init_value;
+}
+size_t portcullis__v1__key_refresh__get_packed_size
+                     (const Portcullis__V1__KeyRefresh *message)
+{
+  assert(message->base.descriptor == &portcullis__v1__key_refresh__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portcullis__v1__key_refresh__pack
+                     (const Portcullis__V1__KeyRefresh *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portcullis__v1__key_refresh__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portcullis__v1__key_refresh__pack_to_buffer
+                     (const Portcullis__V1__KeyRefresh *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portcullis__v1__key_refresh__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portcullis__V1__KeyRefresh *
+       portcullis__v1__key_refresh__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portcullis__V1__KeyRefresh *)
+     protobuf_c_message_unpack (&portcullis__v1__key_refresh__descriptor,
+                                allocator, len, data);
+}
+void   portcullis__v1__key_refresh__free_unpacked
+                     (Portcullis__V1__KeyRefresh *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portcullis__v1__key_refresh__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   portcullis__v1__envelope__init
                      (Portcullis__V1__Envelope         *message)
 {
@@ -983,7 +1073,135 @@ const ProtobufCMessageDescriptor portcullis__v1__worker_status__descriptor =
   (ProtobufCMessageInit) portcullis__v1__worker_status__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor portcullis__v1__envelope__field_descriptors[7] =
+static const ProtobufCFieldDescriptor portcullis__v1__key_set__field_descriptors[5] =
+{
+  {
+    "source",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__KeySet, source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__KeySet, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "jwks_json",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__KeySet, jwks_json),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "attempted_unix_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__KeySet, attempted_unix_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "error",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__KeySet, error),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portcullis__v1__key_set__field_indices_by_name[] = {
+  3,   /* field[3] = attempted_unix_ms */
+  4,   /* field[4] = error */
+  2,   /* field[2] = jwks_json */
+  0,   /* field[0] = source */
+  1,   /* field[1] = version */
+};
+static const ProtobufCIntRange portcullis__v1__key_set__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 5 }
+};
+const ProtobufCMessageDescriptor portcullis__v1__key_set__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portcullis.v1.KeySet",
+  "KeySet",
+  "Portcullis__V1__KeySet",
+  "portcullis.v1",
+  sizeof(Portcullis__V1__KeySet),
+  5,
+  portcullis__v1__key_set__field_descriptors,
+  portcullis__v1__key_set__field_indices_by_name,
+  1,  portcullis__v1__key_set__number_ranges,
+  (ProtobufCMessageInit) portcullis__v1__key_set__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portcullis__v1__key_refresh__field_descriptors[1] =
+{
+  {
+    "source",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__KeyRefresh, source),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portcullis__v1__key_refresh__field_indices_by_name[] = {
+  0,   /* field[0] = source */
+};
+static const ProtobufCIntRange portcullis__v1__key_refresh__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor portcullis__v1__key_refresh__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portcullis.v1.KeyRefresh",
+  "KeyRefresh",
+  "Portcullis__V1__KeyRefresh",
+  "portcullis.v1",
+  sizeof(Portcullis__V1__KeyRefresh),
+  1,
+  portcullis__v1__key_refresh__field_descriptors,
+  portcullis__v1__key_refresh__field_indices_by_name,
+  1,  portcullis__v1__key_refresh__number_ranges,
+  (ProtobufCMessageInit) portcullis__v1__key_refresh__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portcullis__v1__envelope__field_descriptors[9] =
 {
   {
     "id",
@@ -1069,6 +1287,30 @@ static const ProtobufCFieldDescriptor portcullis__v1__envelope__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "key_set",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Portcullis__V1__Envelope, body_case),
+    offsetof(Portcullis__V1__Envelope, key_set),
+    &portcullis__v1__key_set__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "key_refresh",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Portcullis__V1__Envelope, body_case),
+    offsetof(Portcullis__V1__Envelope, key_refresh),
+    &portcullis__v1__key_refresh__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned portcullis__v1__envelope__field_indices_by_name[] = {
   4,   /* field[4] = config */
@@ -1077,12 +1319,14 @@ static const unsigned portcullis__v1__envelope__field_indices_by_name[] = {
   3,   /* field[3] = decision */
   1,   /* field[1] = hello */
   0,   /* field[0] = id */
+  8,   /* field[8] = key_refresh */
+  7,   /* field[7] = key_set */
   6,   /* field[6] = status */
 };
 static const ProtobufCIntRange portcullis__v1__envelope__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor portcullis__v1__envelope__descriptor =
 {
@@ -1092,7 +1336,7 @@ const ProtobufCMessageDescriptor portcullis__v1__envelope__descriptor =
   "Portcullis__V1__Envelope",
   "portcullis.v1",
   sizeof(Portcullis__V1__Envelope),
-  7,
+  9,
   portcullis__v1__envelope__field_descriptors,
   portcullis__v1__envelope__field_indices_by_name,
   1,  portcullis__v1__envelope__number_ranges,

@@ -21,6 +21,8 @@ typedef struct Portcullis__V1__DecisionResponse Portcullis__V1__DecisionResponse
 typedef struct Portcullis__V1__ConfigSnapshot Portcullis__V1__ConfigSnapshot;
 typedef struct Portcullis__V1__ConfigAck Portcullis__V1__ConfigAck;
 typedef struct Portcullis__V1__WorkerStatus Portcullis__V1__WorkerStatus;
+typedef struct Portcullis__V1__KeySet Portcullis__V1__KeySet;
+typedef struct Portcullis__V1__KeyRefresh Portcullis__V1__KeyRefresh;
 typedef struct Portcullis__V1__Envelope Portcullis__V1__Envelope;
 
 
@@ -202,6 +204,53 @@ struct  Portcullis__V1__WorkerStatus
     , (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
 
 
+/*
+ * Router -> worker: the signing keys of one OIDC key source (a jwks_uri or
+ * an issuer's discovery URL), fetched once per instance by the router. Sent
+ * when they change, after every fetch a worker asked for, and to a worker
+ * that (re)starts.
+ */
+struct  Portcullis__V1__KeySet
+{
+  ProtobufCMessage base;
+  char *source;
+  /*
+   * bumps whenever the document changes
+   */
+  uint64_t version;
+  /*
+   * last good JWKS document ("" = none yet)
+   */
+  ProtobufCBinaryData jwks_json;
+  /*
+   * last fetch attempt, good or bad
+   */
+  int64_t attempted_unix_ms;
+  /*
+   * why the last attempt failed ("" = it worked)
+   */
+  char *error;
+};
+#define PORTCULLIS__V1__KEY_SET__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portcullis__v1__key_set__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, {0,NULL}, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Worker -> router: a token named a kid this source's keys lack (or there
+ * are no keys yet); fetch again if the last attempt is 10 s old or more, and
+ * answer with a KeySet either way.
+ */
+struct  Portcullis__V1__KeyRefresh
+{
+  ProtobufCMessage base;
+  char *source;
+};
+#define PORTCULLIS__V1__KEY_REFRESH__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portcullis__v1__key_refresh__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
 typedef enum {
   PORTCULLIS__V1__ENVELOPE__BODY__NOT_SET = 0,
   PORTCULLIS__V1__ENVELOPE__BODY_HELLO = 2,
@@ -209,7 +258,9 @@ typedef enum {
   PORTCULLIS__V1__ENVELOPE__BODY_DECISION = 4,
   PORTCULLIS__V1__ENVELOPE__BODY_CONFIG = 5,
   PORTCULLIS__V1__ENVELOPE__BODY_CONFIG_ACK = 6,
-  PORTCULLIS__V1__ENVELOPE__BODY_STATUS = 7
+  PORTCULLIS__V1__ENVELOPE__BODY_STATUS = 7,
+  PORTCULLIS__V1__ENVELOPE__BODY_KEY_SET = 8,
+  PORTCULLIS__V1__ENVELOPE__BODY_KEY_REFRESH = 9
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PORTCULLIS__V1__ENVELOPE__BODY__CASE)
 } Portcullis__V1__Envelope__BodyCase;
 
@@ -228,6 +279,8 @@ struct  Portcullis__V1__Envelope
     Portcullis__V1__ConfigSnapshot *config;
     Portcullis__V1__ConfigAck *config_ack;
     Portcullis__V1__WorkerStatus *status;
+    Portcullis__V1__KeySet *key_set;
+    Portcullis__V1__KeyRefresh *key_refresh;
   };
 };
 #define PORTCULLIS__V1__ENVELOPE__INIT \
@@ -349,6 +402,44 @@ Portcullis__V1__WorkerStatus *
 void   portcullis__v1__worker_status__free_unpacked
                      (Portcullis__V1__WorkerStatus *message,
                       ProtobufCAllocator *allocator);
+/* Portcullis__V1__KeySet methods */
+void   portcullis__v1__key_set__init
+                     (Portcullis__V1__KeySet         *message);
+size_t portcullis__v1__key_set__get_packed_size
+                     (const Portcullis__V1__KeySet   *message);
+size_t portcullis__v1__key_set__pack
+                     (const Portcullis__V1__KeySet   *message,
+                      uint8_t             *out);
+size_t portcullis__v1__key_set__pack_to_buffer
+                     (const Portcullis__V1__KeySet   *message,
+                      ProtobufCBuffer     *buffer);
+Portcullis__V1__KeySet *
+       portcullis__v1__key_set__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portcullis__v1__key_set__free_unpacked
+                     (Portcullis__V1__KeySet *message,
+                      ProtobufCAllocator *allocator);
+/* Portcullis__V1__KeyRefresh methods */
+void   portcullis__v1__key_refresh__init
+                     (Portcullis__V1__KeyRefresh         *message);
+size_t portcullis__v1__key_refresh__get_packed_size
+                     (const Portcullis__V1__KeyRefresh   *message);
+size_t portcullis__v1__key_refresh__pack
+                     (const Portcullis__V1__KeyRefresh   *message,
+                      uint8_t             *out);
+size_t portcullis__v1__key_refresh__pack_to_buffer
+                     (const Portcullis__V1__KeyRefresh   *message,
+                      ProtobufCBuffer     *buffer);
+Portcullis__V1__KeyRefresh *
+       portcullis__v1__key_refresh__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portcullis__v1__key_refresh__free_unpacked
+                     (Portcullis__V1__KeyRefresh *message,
+                      ProtobufCAllocator *allocator);
 /* Portcullis__V1__Envelope methods */
 void   portcullis__v1__envelope__init
                      (Portcullis__V1__Envelope         *message);
@@ -388,6 +479,12 @@ typedef void (*Portcullis__V1__ConfigAck_Closure)
 typedef void (*Portcullis__V1__WorkerStatus_Closure)
                  (const Portcullis__V1__WorkerStatus *message,
                   void *closure_data);
+typedef void (*Portcullis__V1__KeySet_Closure)
+                 (const Portcullis__V1__KeySet *message,
+                  void *closure_data);
+typedef void (*Portcullis__V1__KeyRefresh_Closure)
+                 (const Portcullis__V1__KeyRefresh *message,
+                  void *closure_data);
 typedef void (*Portcullis__V1__Envelope_Closure)
                  (const Portcullis__V1__Envelope *message,
                   void *closure_data);
@@ -404,6 +501,8 @@ extern const ProtobufCEnumDescriptor    portcullis__v1__decision_response__outco
 extern const ProtobufCMessageDescriptor portcullis__v1__config_snapshot__descriptor;
 extern const ProtobufCMessageDescriptor portcullis__v1__config_ack__descriptor;
 extern const ProtobufCMessageDescriptor portcullis__v1__worker_status__descriptor;
+extern const ProtobufCMessageDescriptor portcullis__v1__key_set__descriptor;
+extern const ProtobufCMessageDescriptor portcullis__v1__key_refresh__descriptor;
 extern const ProtobufCMessageDescriptor portcullis__v1__envelope__descriptor;
 
 PROTOBUF_C__END_DECLS

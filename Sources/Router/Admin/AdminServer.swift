@@ -12,6 +12,9 @@ struct AdminStatus: Sendable {
     let workers: [WorkerSupervisor.SlotStatus]
     /// The Redis that shares quotas (password hidden), nil when local.
     var redis: String? = nil
+    /// Every OIDC key source: when its keys were last fetched, and why the
+    /// last attempt failed, if it did.
+    var oidc: [KeySetService.SourceStatus] = []
 
     /// "local" without Redis; otherwise "up" only when every worker's last
     /// sync succeeded, "down" when any failed, "connecting" before the first.
@@ -49,7 +52,10 @@ struct AdminStatus: Sendable {
             redis = ""
             JSON.appendString(shown, to: &redis)
         }
-        return "{\"ready\":\(self.isReady),\"draining\":\(self.draining),\"config_version\":\(self.configVersion),\"loaded_version\":\(self.loadedVersion),\"quota_sync\":\"\(self.quotaSync)\",\"quota_unsynced\":\(self.quotaUnsynced),\"redis\":\(redis),\"workers\":[\(workers.joined(separator: ","))]}"
+        let oidc = self.oidc.map { source in
+            "{\"source\":\(JSON.quoted(source.source)),\"issuer\":\(JSON.quoted(source.issuer)),\"version\":\(source.version),\"last_success_unix_ms\":\(source.lastSuccessUnixMs),\"last_error\":\(JSON.quoted(source.lastError))}"
+        }
+        return "{\"ready\":\(self.isReady),\"draining\":\(self.draining),\"config_version\":\(self.configVersion),\"loaded_version\":\(self.loadedVersion),\"quota_sync\":\"\(self.quotaSync)\",\"quota_unsynced\":\(self.quotaUnsynced),\"redis\":\(redis),\"oidc\":[\(oidc.joined(separator: ","))],\"workers\":[\(workers.joined(separator: ","))]}"
     }
 
     func prometheusText() -> String {
@@ -62,6 +68,16 @@ struct AdminStatus: Sendable {
         for worker in self.workers { out += "portcullis_worker_up{worker=\"\(worker.index)\"} \(worker.state == .up ? 1 : 0)\n" }
         out += "# HELP portcullis_worker_restarts_total Worker exits followed by a respawn.\n# TYPE portcullis_worker_restarts_total counter\n"
         for worker in self.workers { out += "portcullis_worker_restarts_total{worker=\"\(worker.index)\"} \(worker.restarts)\n" }
+        if !self.oidc.isEmpty {
+            out += "# HELP portcullis_oidc_keys_last_success_timestamp_seconds When the key source was last fetched successfully (0: never).\n# TYPE portcullis_oidc_keys_last_success_timestamp_seconds gauge\n"
+            for source in self.oidc {
+                out += "portcullis_oidc_keys_last_success_timestamp_seconds{source=\(JSON.quoted(source.source))} \(Double(source.lastSuccessUnixMs) / 1000)\n"
+            }
+            out += "# HELP portcullis_oidc_keys_fetch_failing Whether the last fetch of the key source failed.\n# TYPE portcullis_oidc_keys_fetch_failing gauge\n"
+            for source in self.oidc {
+                out += "portcullis_oidc_keys_fetch_failing{source=\(JSON.quoted(source.source))} \(source.lastError.isEmpty ? 0 : 1)\n"
+            }
+        }
         guard self.redis != nil else { return out }
         out += "# HELP portcullis_quota_redis_up Whether the worker's last quota sync with Redis succeeded.\n# TYPE portcullis_quota_redis_up gauge\n"
         for worker in self.workers {

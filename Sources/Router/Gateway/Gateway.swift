@@ -26,6 +26,7 @@ final class Gateway: @unchecked Sendable {
     private var group: MultiThreadedEventLoopGroup!
     private var loops: LoopRegistry!
     private var supervisor: WorkerSupervisor!
+    private var keySets: KeySetService!
     private var decisionLog: DecisionLog!
     private var watcher: ConfigWatcher?
     private let quiesceLock = NIOLock()
@@ -167,6 +168,14 @@ final class Gateway: @unchecked Sendable {
         }
         self.logger.info(
             "quotas", metadata: ["mode": "\(self.redis.map { "shared via \($0.endpoint)" } ?? "local to this instance")", "instance": "\(instance)"])
+        let supervisor = self.supervisor!
+        self.keySets = try KeySetService(
+            loop: self.group.next(), logger: self.logger,
+            publish: { supervisor.publish(keySet: $0) }, forget: { supervisor.forget(keySources: $0) })
+        let keySets = self.keySets!
+        supervisor.onKeyRefresh = { keySets.refreshRequested($0) }
+        self.keySets.update(config.model)
+        self.keySets.start()
         self.supervisor.start(snapshots: self.partition(config.model, version: 1, workerCount: workerCount))
 
         guard Self.wait(for: self.supervisor.ready, seconds: 30) else {
@@ -224,6 +233,7 @@ final class Gateway: @unchecked Sendable {
         self.logger.info("connections drained; stopping workers")
         self.supervisor.stop()
         _ = Self.wait(for: self.supervisor.stopped, seconds: 6)
+        self.keySets.stop()
         try? admin.close().wait()
         self.decisionLog.close()
         self.logger.info("stopped")
@@ -268,6 +278,7 @@ final class Gateway: @unchecked Sendable {
         }
         let snapshot = RouterSnapshot(version: version, config: next)
         self.loops.forEach { $0.snapshot = snapshot }
+        self.keySets.update(next.model)
         self.supervisor.push(snapshots: self.partition(next.model, version: version, workerCount: self.supervisor.workerCount))
         self.logger.info("config reloaded", metadata: ["version": "\(version)", "reason": "\(reason)"])
     }
@@ -284,7 +295,7 @@ final class Gateway: @unchecked Sendable {
         let (version, draining) = self.state.withLockedValue { ($0.version, $0.draining) }
         return AdminStatus(
             configLoaded: true, loadedVersion: version, draining: draining, workers: self.supervisor.status(),
-            redis: self.redis?.endpoint.description)
+            redis: self.redis?.endpoint.description, oidc: self.keySets.status())
     }
 
     /// Paths in the config are relative to the config file (SPEC §9).

@@ -311,9 +311,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             case .unknown: sourceIP = nil
             }
         }
+        let certificate = identity.certificate(trusted: self.peerTrusted)
         let request = DecisionRequest(
             clientID: identity.clientID, profileID: identity.profileID, method: exchange.method, path: target,
-            sourceIP: sourceIP, authorization: identity.authorization, requestID: requestID)
+            sourceIP: sourceIP, authorization: identity.authorization, requestID: requestID,
+            certSubject: certificate?.subject ?? "", certFingerprint: certificate?.fingerprint ?? "")
         guard let callID = self.loop.links[worker].decide(request, waiter: exchange) else {
             return self.respondLocally(exchange, .workerUnavailable())
         }

@@ -6,6 +6,12 @@ struct RequestIdentity {
     var requestID: String? = nil
     var forwardedFor: [Substring] = []
     var expectsContinue = false
+    /// Verified-certificate headers of an ingress proxy (SPEC §9). Read
+    /// always, believed only from a trusted peer (see `certificate(trusted:)`).
+    var sslClientVerify: String? = nil
+    var sslClientSubject: String? = nil
+    var sslClientFingerprint: String? = nil
+    var forwardedClientCert: String? = nil
     /// An identity or credential header sent twice: ambiguous, so refused
     /// rather than guessing which one the client meant.
     var duplicate: String? = nil
@@ -34,9 +40,107 @@ struct RequestIdentity {
                 self.forwardedFor.append(Substring(head.value(field)))
             case 6 where head.nameIs(field, "expect"):
                 self.expectsContinue = head.valueHasToken(field, "100-continue")
+            case 17 where head.nameIs(field, "x-ssl-client-s-dn"):
+                if self.sslClientSubject != nil { self.duplicate = "X-SSL-Client-S-DN" }
+                self.sslClientSubject = head.value(field)
+            case 19 where head.nameIs(field, "x-ssl-client-verify"):
+                if self.sslClientVerify != nil { self.duplicate = "X-SSL-Client-Verify" }
+                self.sslClientVerify = head.value(field)
+            case 23 where head.nameIs(field, "x-forwarded-client-cert"):
+                // Several fields are one comma-separated list (RFC 9110 §5.3).
+                self.forwardedClientCert = self.forwardedClientCert.map { $0 + "," + head.value(field) } ?? head.value(field)
+            case 24 where head.nameIs(field, "x-ssl-client-fingerprint"):
+                if self.sslClientFingerprint != nil { self.duplicate = "X-SSL-Client-Fingerprint" }
+                self.sslClientFingerprint = head.value(field)
             default:
                 break
             }
         }
+    }
+}
+
+/// A client certificate a trusted proxy verified, as the worker receives it.
+struct CertificateIdentity: Equatable {
+    var subject: String
+    var fingerprint: String
+}
+
+extension RequestIdentity {
+    /// The certificate an ingress proxy vouches for. Only a `trusted_proxies`
+    /// peer is believed; from anyone else these headers mean nothing (and
+    /// are not forwarded). nginx style: `X-SSL-Client-Verify: SUCCESS` with
+    /// the subject DN and the SHA-256 fingerprint. Envoy style:
+    /// `X-Forwarded-Client-Cert`, whose last element is the one our
+    /// adjacent (trusted) proxy added for the client it verified.
+    func certificate(trusted: Bool) -> CertificateIdentity? {
+        guard trusted else { return nil }
+        if let verify = self.sslClientVerify {
+            guard verify.uppercased() == "SUCCESS" else { return nil }
+            let identity = CertificateIdentity(subject: self.sslClientSubject ?? "", fingerprint: self.sslClientFingerprint ?? "")
+            return identity.subject.isEmpty && identity.fingerprint.isEmpty ? nil : identity
+        }
+        if let xfcc = self.forwardedClientCert, let element = ForwardedClientCert.elements(xfcc).last {
+            let identity = CertificateIdentity(subject: element["subject"] ?? "", fingerprint: element["hash"] ?? "")
+            return identity.subject.isEmpty && identity.fingerprint.isEmpty ? nil : identity
+        }
+        return nil
+    }
+}
+
+/// Envoy's `X-Forwarded-Client-Cert`: elements separated by `,`, pairs by
+/// `;`, values optionally double-quoted (with `\"` escapes) when they hold
+/// those separators, as a subject DN does.
+enum ForwardedClientCert {
+    static func elements(_ text: String) -> [[String: String]] {
+        var elements: [[String: String]] = []
+        var current: [String: String] = [:]
+        var key = ""
+        var value = ""
+        var inKey = true
+        var quoted = false
+        var escaped = false
+        func endPair() {
+            let name = key.trimmingCharacters(in: " ").lowercased()
+            if !name.isEmpty { current[name] = value }
+            key = ""
+            value = ""
+            inKey = true
+        }
+        for character in text {
+            if quoted {
+                if escaped {
+                    value.append(character)
+                    escaped = false
+                } else if character == "\\" {
+                    escaped = true
+                } else if character == "\"" {
+                    quoted = false
+                } else {
+                    value.append(character)
+                }
+                continue
+            }
+            switch character {
+            case "=" where inKey: inKey = false
+            case "\"" where !inKey && value.isEmpty: quoted = true
+            case ";": endPair()
+            case ",":
+                endPair()
+                if !current.isEmpty { elements.append(current) }
+                current = [:]
+            default:
+                if inKey { key.append(character) } else { value.append(character) }
+            }
+        }
+        endPair()
+        if !current.isEmpty { elements.append(current) }
+        return elements
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: String) -> String {
+        let chars = Set(set)
+        return String(self.drop(while: { chars.contains($0) }).reversed().drop(while: { chars.contains($0) }).reversed())
     }
 }

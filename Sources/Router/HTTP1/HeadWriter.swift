@@ -14,6 +14,8 @@ enum FieldRole {
     case consumer
     case transferEncoding
     case rateLimit
+    /// Verified-certificate headers of an ingress proxy.
+    case clientCert
     case other
 }
 
@@ -46,10 +48,16 @@ extension HTTPHead {
         case 17:
             if self.nameIs(field, "x-forwarded-proto") { return .forwardedProto }
             if self.nameIs(field, "transfer-encoding") { return .transferEncoding }
+            if self.nameIs(field, "x-ssl-client-s-dn") { return .clientCert }
         case 18:
             if self.nameIs(field, "proxy-authenticate") { return .hopByHop }
         case 19:
             if self.nameIs(field, "proxy-authorization") { return .hopByHop }
+            if self.nameIs(field, "x-ssl-client-verify") { return .clientCert }
+        case 23:
+            if self.nameIs(field, "x-forwarded-client-cert") { return .clientCert }
+        case 24:
+            if self.nameIs(field, "x-ssl-client-fingerprint") { return .clientCert }
         default:
             break
         }
@@ -149,6 +157,9 @@ enum HeadWriter {
             case .forwardedProto:
                 guard identity.peerTrusted else { continue }
                 keepsForwardedProto = true
+            case .clientCert:
+                // From an untrusted peer these are forgeries: never passed on.
+                guard identity.peerTrusted else { continue }
             case .transferEncoding, .other:
                 break
             }

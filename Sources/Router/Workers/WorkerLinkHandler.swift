@@ -54,6 +54,8 @@ final class WorkerLinkHandler: ChannelInboundHandler {
             self.supervisor.configAcked(slot: self.link.slot, generation: self.generation, ack: ack)
         case .status(let status) where self.greeted:
             self.supervisor.statusReported(slot: self.link.slot, generation: self.generation, status: status)
+        case .keyRefresh(let source) where self.greeted:
+            self.supervisor.keyRefreshRequested(source: source)
         default:
             self.fail(context, "unexpected frame from worker")
         }

@@ -48,6 +48,9 @@ final class WorkerSupervisor: @unchecked Sendable {
     private struct State {
         var slots: [Slot]
         var snapshots: [ConfigSnapshotMessage]
+        /// OIDC key sets by source, sent ahead of every config snapshot so
+        /// a (re)started worker has them before its first decision.
+        var keySets: [String: KeySetMessage] = [:]
         var stopping = false
         var everyoneUp = false
     }
@@ -65,6 +68,9 @@ final class WorkerSupervisor: @unchecked Sendable {
     var ready: EventLoopFuture<Void> { self.allUp.futureResult }
     /// Completes when every worker has exited after `stop()`.
     var stopped: EventLoopFuture<Void> { self.allStopped.futureResult }
+
+    /// A worker asked for fresh keys of an OIDC source.
+    var onKeyRefresh: (@Sendable (String) -> Void)? = nil
 
     /// Extra worker arguments after `--index`/`--connections`, per slot.
     private let workerArguments: @Sendable (Int) -> [String]
@@ -99,6 +105,33 @@ final class WorkerSupervisor: @unchecked Sendable {
             return state.slots.indices.filter { state.slots[$0].state == .up }
         }
         for slot in targets { self.sendSnapshot(slot: slot) }
+    }
+
+    /// Sends one source's keys to every worker that is up and keeps them
+    /// for workers that start later.
+    func publish(keySet: KeySetMessage) {
+        let targets = self.state.withLockedValue { state -> [(Int, Int)] in
+            state.keySets[keySet.source] = keySet
+            return state.slots.indices.filter { state.slots[$0].state == .up }.map { ($0, state.slots[$0].generation) }
+        }
+        let loop = self.loops[0]
+        loop.eventLoop.execute {
+            for (slot, generation) in targets {
+                let link = loop.value.links[slot]
+                guard link.generation == generation else { continue }
+                link.sendControl(Frame(id: 0, body: .keySet(keySet)))
+            }
+        }
+    }
+
+    func forget(keySources: Set<String>) {
+        self.state.withLockedValue { state in
+            for source in keySources { state.keySets.removeValue(forKey: source) }
+        }
+    }
+
+    func keyRefreshRequested(source: String) {
+        self.onKeyRefresh?(source)
     }
 
     /// Stops every worker (SIGTERM; SIGKILL after 5 s) and never respawns.
@@ -201,14 +234,18 @@ final class WorkerSupervisor: @unchecked Sendable {
     }
 
     private func sendSnapshot(slot: Int) {
-        let (generation, snapshot) = self.state.withLockedValue { state in
-            (state.slots[slot].generation, state.snapshots.indices.contains(slot) ? state.snapshots[slot] : nil)
+        let (generation, snapshot, keySets) = self.state.withLockedValue { state in
+            (
+                state.slots[slot].generation, state.snapshots.indices.contains(slot) ? state.snapshots[slot] : nil,
+                Array(state.keySets.values)
+            )
         }
         guard let snapshot else { return }
         let loop = self.loops[0]
         loop.eventLoop.execute {
             let link = loop.value.links[slot]
             guard link.generation == generation else { return }
+            for keySet in keySets { link.sendControl(Frame(id: 0, body: .keySet(keySet))) }
             link.sendControl(Frame(id: 0, body: .config(snapshot)))
         }
     }

@@ -67,6 +67,19 @@ public enum ConfigLoader {
                 issues.append(ConfigIssue("credentials[\(i)].value", error.description))
             }
         }
+        // jwt secrets are resolved by the workers that use them; resolving
+        // here too makes a missing key or variable a start-up error that
+        // names the field instead of a worker that refuses its snapshot.
+        for (i, client) in model.clients.enumerated() {
+            for (j, profile) in client.profiles.enumerated() where profile.auth.type == .jwt {
+                guard let secret = profile.auth.secret, SecretValue.isReference(secret) else { continue }
+                do {
+                    _ = try SecretValue.resolve(secret, key: key, environment: environment)
+                } catch {
+                    issues.append(ConfigIssue("clients[\(i)].profiles[\(j)].auth.secret", error.description))
+                }
+            }
+        }
         guard issues.isEmpty else { throw ConfigError(issues) }
 
         var upstreams: [String: UpstreamURL] = [:]

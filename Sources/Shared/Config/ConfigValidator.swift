@@ -6,7 +6,14 @@ struct ConfigValidator {
     /// Auth types this build can enforce. A profile with any other type is
     /// refused at load time: accepting it and denying at request time would
     /// hide the mistake until traffic arrives.
-    static let supportedAuthTypes: Set<AuthType> = [.token, .none]
+    static let supportedAuthTypes: Set<AuthType> = [.token, .jwt, .oidc, .mtls, .none]
+    static let jwtAlgorithms: Set<JWSAlgorithm> = [.hs256, .hs384, .hs512]
+    /// Asymmetric only: an HS* algorithm on an oidc profile would let a
+    /// token signed with the IdP's public key (as an HMAC secret) pass.
+    static let oidcAlgorithms: Set<JWSAlgorithm> = Set(JWSAlgorithm.allCases.filter { !$0.isHMAC })
+    /// Longer leeway than this stops being clock skew and starts being a
+    /// longer token lifetime.
+    static let maxLeewaySeconds = 600
 
     private mutating func fail(_ path: String, _ message: String) {
         self.issues.append(ConfigIssue(path, message))
@@ -102,17 +109,83 @@ struct ConfigValidator {
         if !ConfigValidator.supportedAuthTypes.contains(auth.type) {
             self.fail("\(path).auth.type", "auth type \(auth.type.rawValue) is not available in this build yet")
         }
+        let at = "\(path).auth"
+        // Keys of other auth types are mistakes worth naming: a `secret` on
+        // an oidc profile is never used, and its author should know.
+        let present: [(String, Bool, Set<AuthType>)] = [
+            ("token_sha256", auth.tokenSHA256 != nil, [.token]),
+            ("secret", auth.secret != nil, [.jwt]),
+            ("max_ttl_s", auth.maxTTLS != nil, [.jwt]),
+            ("require_sub_match", auth.requireSubMatch != nil, [.jwt]),
+            ("algorithms", auth.algorithms != nil, [.jwt, .oidc]),
+            ("leeway_s", auth.leewayS != nil, [.jwt, .oidc]),
+            ("required_claims", auth.requiredClaims != nil, [.jwt, .oidc]),
+            ("issuer", auth.issuer != nil, [.oidc]),
+            ("audience", auth.audience != nil, [.oidc]),
+            ("jwks_uri", auth.jwksURI != nil, [.oidc]),
+            ("roles_claim", auth.rolesClaim != nil, [.oidc]),
+            ("required_roles", auth.requiredRoles != nil, [.oidc]),
+            ("subject", auth.subject != nil, [.mtls]),
+            ("fingerprint_sha256", auth.fingerprintSHA256 != nil, [.mtls]),
+        ]
+        for (key, isSet, types) in present where isSet && !types.contains(auth.type) {
+            let owners = types.map(\.rawValue).sorted().joined(separator: " or ")
+            self.fail("\(at).\(key)", "only applies to auth type \(owners)")
+        }
         switch auth.type {
         case .token:
             if let hex = auth.tokenSHA256 {
                 if hex.utf8.count != 64 || SHA256Digest(hex: hex) == nil {
-                    self.fail("\(path).auth.token_sha256", "must be 64 hex digits (SHA-256 of the token)")
+                    self.fail("\(at).token_sha256", "must be 64 hex digits (SHA-256 of the token)")
                 }
             } else {
-                self.fail("\(path).auth.token_sha256", "required for auth type token (portcullis token issue)")
+                self.fail("\(at).token_sha256", "required for auth type token (portcullis token issue)")
             }
-        case .none, .jwt, .oidc, .mtls:
-            if auth.tokenSHA256 != nil { self.fail("\(path).auth.token_sha256", "only applies to auth type token") }
+        case .jwt:
+            if let secret = auth.secret {
+                if !SecretValue.isReference(secret) { self.fail("\(at).secret", SecretError.plaintext.description) }
+            } else {
+                self.fail("\(at).secret", "required for auth type jwt (enc:v1:... from portcullis secret encrypt, or $ENV_VAR)")
+            }
+            self.validateAlgorithms(auth.algorithms, allowed: Self.jwtAlgorithms, path: at)
+            self.validateTimes(auth, path: at)
+            if let ttl = auth.maxTTLS, ttl <= 0 { self.fail("\(at).max_ttl_s", "must be positive") }
+        case .oidc:
+            if let issuer = auth.issuer {
+                if FetchURL(issuer) == nil || FetchURL.discovery(issuer: issuer) == nil {
+                    self.fail("\(at).issuer", "must be an https:// URL (http:// only for loopback)")
+                }
+            } else {
+                self.fail("\(at).issuer", "required for auth type oidc")
+            }
+            if auth.audience?.isEmpty ?? true { self.fail("\(at).audience", "required for auth type oidc") }
+            if let uri = auth.jwksURI, FetchURL(uri) == nil {
+                self.fail("\(at).jwks_uri", "must be an https:// URL (http:// only for loopback)")
+            }
+            self.validateAlgorithms(auth.algorithms, allowed: Self.oidcAlgorithms, path: at)
+            self.validateTimes(auth, path: at)
+            if let claim = auth.rolesClaim, claim.isEmpty || claim.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty) {
+                self.fail("\(at).roles_claim", "must be a claim name or a dotted path such as realm_access.roles")
+            }
+            if let roles = auth.requiredRoles, roles.isEmpty || roles.contains(where: \.isEmpty) {
+                self.fail("\(at).required_roles", "must list at least one non-empty role; omit the key to require none")
+            }
+        case .mtls:
+            switch (auth.subject, auth.fingerprintSHA256) {
+            case (nil, nil):
+                self.fail("\(at)", "auth type mtls needs subject: {cn, ou} or fingerprint_sha256")
+            case (.some, .some):
+                self.fail("\(at)", "bind either subject or fingerprint_sha256, not both")
+            case (.some(let subject), nil):
+                if subject.cn.isEmpty { self.fail("\(at).subject.cn", "must not be empty") }
+                if subject.ou?.isEmpty == true { self.fail("\(at).subject.ou", "must not be empty; omit it to accept any OU") }
+            case (nil, .some(let fingerprint)):
+                if SHA256Digest(fingerprint: fingerprint) == nil {
+                    self.fail("\(at).fingerprint_sha256", "must be the certificate's SHA-256: 64 hex digits, colons allowed")
+                }
+            }
+        case .none:
+            break
         }
         if let methods = profile.allowedMethods {
             for (k, method) in methods.enumerated() where !HTTPToken.isValidMethod(method) {
@@ -124,6 +197,24 @@ struct ConfigValidator {
             for (k, ip) in ips.enumerated() where CIDRBlock(ip) == nil {
                 self.fail("\(path).allowed_ips[\(k)]", "not an IP address or CIDR range")
             }
+        }
+    }
+
+    private mutating func validateAlgorithms(_ algorithms: [String]?, allowed: Set<JWSAlgorithm>, path: String) {
+        guard let algorithms else { return }
+        if algorithms.isEmpty { self.fail("\(path).algorithms", "must list at least one algorithm") }
+        let names = allowed.map(\.rawValue).sorted().joined(separator: ", ")
+        for (k, name) in algorithms.enumerated() where JWSAlgorithm(rawValue: name).map(allowed.contains) != true {
+            self.fail("\(path).algorithms[\(k)]", "\(name) is not allowed here (one of \(names))")
+        }
+    }
+
+    private mutating func validateTimes(_ auth: AuthConfig, path: String) {
+        if let leeway = auth.leewayS, !(0...Self.maxLeewaySeconds).contains(leeway) {
+            self.fail("\(path).leeway_s", "must be 0...\(Self.maxLeewaySeconds)")
+        }
+        if let claims = auth.requiredClaims, claims.keys.contains(where: \.isEmpty) {
+            self.fail("\(path).required_claims", "claim names must not be empty")
         }
     }
 

@@ -65,3 +65,78 @@ public struct UpstreamURL: Sendable, Equatable, Hashable, CustomStringConvertibl
 
     public var description: String { "http://\(self.authority)\(self.basePath)" }
 }
+
+/// A URL the gateway fetches itself: an OIDC discovery document or a JWKS.
+/// `https://` anywhere; plain `http://` only to loopback (SPEC §9), so keys
+/// never travel unauthenticated over a network.
+public struct FetchURL: Sendable, Equatable, Hashable, CustomStringConvertible {
+    public let secure: Bool
+    public let host: String
+    public let port: Int
+    /// Path and query, at least "/".
+    public let target: String
+
+    public init?(_ text: String) {
+        let rest: Substring
+        if text.hasPrefix("https://") {
+            self.secure = true
+            rest = text.dropFirst("https://".count)
+        } else if text.hasPrefix("http://") {
+            self.secure = false
+            rest = text.dropFirst("http://".count)
+        } else {
+            return nil
+        }
+        let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
+        let authority = String(rest[..<authorityEnd])
+        var target = String(rest[authorityEnd...])
+        guard !authority.isEmpty, !authority.contains("@"), !target.contains("#"), !text.contains(" ") else { return nil }
+        if target.isEmpty || target.hasPrefix("?") { target = "/" + target }
+        let defaultPort = self.secure ? 443 : 80
+        if let parsed = HostPort(authority) {
+            self.host = parsed.host
+            self.port = parsed.port
+        } else if !authority.contains(":") || (authority.hasPrefix("[") && authority.hasSuffix("]")) {
+            self.host = authority.hasPrefix("[") ? String(authority.dropFirst().dropLast()) : authority
+            self.port = defaultPort
+        } else {
+            return nil
+        }
+        guard self.port > 0, !self.host.isEmpty else { return nil }
+        self.target = target
+        if !self.secure && !self.isLoopback { return nil }
+    }
+
+    public var isLoopback: Bool {
+        if self.host.lowercased() == "localhost" { return true }
+        return IPAddress(self.host)?.isLoopback ?? false
+    }
+
+    /// The `Host` header value.
+    public var authority: String {
+        let bracketed = self.host.contains(":") ? "[\(self.host)]" : self.host
+        return self.port == (self.secure ? 443 : 80) ? bracketed : "\(bracketed):\(self.port)"
+    }
+
+    public var description: String { "\(self.secure ? "https" : "http")://\(self.authority)\(self.target)" }
+
+    /// Where an issuer publishes its discovery document (OpenID Connect
+    /// Discovery 1.0 §4): the issuer with any trailing "/" removed, plus
+    /// `/.well-known/openid-configuration`.
+    public static func discovery(issuer: String) -> FetchURL? {
+        var base = issuer
+        while base.hasSuffix("/") { base.removeLast() }
+        guard !base.contains("?") else { return nil }
+        return FetchURL(base + "/.well-known/openid-configuration")
+    }
+}
+
+/// Where an oidc profile's keys come from, as one string both the router
+/// (which fetches) and the workers (which verify) compute alike: the
+/// configured `jwks_uri`, else the issuer's discovery document.
+public enum OIDCKeySource {
+    public static func id(issuer: String, jwksURI: String?) -> String {
+        if let jwksURI { return "jwks:" + jwksURI }
+        return "discovery:" + (FetchURL.discovery(issuer: issuer)?.description ?? issuer)
+    }
+}

@@ -158,6 +158,17 @@ public struct SHA256Digest: Hashable, Sendable, CustomStringConvertible {
         self = digest
     }
 
+    /// A certificate fingerprint as operators and proxies write it: 64 hex
+    /// digits, optionally in colon-separated pairs (`AB:CD:…`), any case.
+    public init?(fingerprint text: String) {
+        let trimmed = text.trimmingASCIIWhitespace()
+        let hex = trimmed.contains(":") ? trimmed.split(separator: ":", omittingEmptySubsequences: false).joined() : String(trimmed)
+        if trimmed.contains(":") && trimmed.split(separator: ":", omittingEmptySubsequences: false).contains(where: { $0.utf8.count != 2 }) {
+            return nil
+        }
+        self.init(hex: hex)
+    }
+
     init(storage: (UInt64, UInt64, UInt64, UInt64)) { self.storage = storage }
 
     public var bytes: [UInt8] { withUnsafeBytes(of: self.storage) { Array($0) } }

@@ -14,6 +14,10 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case upstreamTimeout = "upstream_timeout"
     case workerUnavailable = "worker_unavailable"
     case credentialUnavailable = "credential_unavailable"
+    /// An oidc profile's signing keys could not be fetched yet: the gateway
+    /// cannot tell a good token from a bad one, so it neither allows nor
+    /// blames the token.
+    case authUnavailable = "auth_unavailable"
     case badRequest = "bad_request"
     case requestTimeout = "request_timeout"
     case payloadTooLarge = "payload_too_large"
@@ -34,6 +38,26 @@ public enum ReasonCode: String, Sendable, CaseIterable {
     case ipNotAllowed = "ip_not_allowed"
     case missingCredential = "missing_credential"
     case tokenInvalid = "token_invalid"
+    // jwt and oidc (SPEC §3, §9)
+    case tokenMalformed = "token_malformed"
+    case tokenTooLarge = "token_too_large"
+    case algorithmNotAllowed = "alg_not_allowed"
+    case forbiddenHeader = "forbidden_jose_header"
+    case badSignature = "bad_signature"
+    case jwtExpired = "jwt_expired"
+    case jwtNotYetValid = "jwt_not_yet_valid"
+    case iatInFuture = "iat_in_future"
+    case lifetimeTooLong = "lifetime_too_long"
+    case missingClaim = "missing_claim"
+    case claimMismatch = "claim_mismatch"
+    case subMismatch = "sub_mismatch"
+    case wrongIssuer = "wrong_issuer"
+    case wrongAudience = "wrong_audience"
+    case unknownKid = "unknown_kid"
+    case missingRole = "missing_role"
+    case keysUnavailable = "keys_unavailable"
+    // mtls
+    case certMismatch = "cert_mismatch"
     case methodNotAllowed = "method_not_allowed"
     case noRoute = "no_route"
     case collectionDenied = "collection_denied"

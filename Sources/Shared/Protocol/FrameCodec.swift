@@ -129,6 +129,34 @@ public enum FrameCodec {
                     pack(&envelope, into: &buffer)
                 }
             }
+        case .keySet(let keys):
+            var message = Portcullis__V1__KeySet()
+            portcullis__v1__key_set__init(&message)
+            message.version = keys.version
+            message.attempted_unix_ms = keys.attemptedUnixMs
+            withCStrings([keys.source, keys.error]) { s in
+                message.source = s[0]
+                message.error = s[1]
+                keys.jwksJSON.withUnsafeBufferPointer { json in
+                    message.jwks_json = ProtobufCBinaryData(len: json.count, data: UnsafeMutablePointer(mutating: json.baseAddress))
+                    withUnsafeMutablePointer(to: &message) { pointer in
+                        envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_KEY_SET
+                        envelope.key_set = pointer
+                        pack(&envelope, into: &buffer)
+                    }
+                }
+            }
+        case .keyRefresh(let source):
+            var message = Portcullis__V1__KeyRefresh()
+            portcullis__v1__key_refresh__init(&message)
+            withCStrings([source]) { s in
+                message.source = s[0]
+                withUnsafeMutablePointer(to: &message) { pointer in
+                    envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_KEY_REFRESH
+                    envelope.key_refresh = pointer
+                    pack(&envelope, into: &buffer)
+                }
+            }
         }
     }
 
@@ -235,6 +263,16 @@ public enum FrameCodec {
                     quotaUnsynced: Int(clamping: m.quota_unsynced), quotaBatches: m.quota_batches,
                     quotaFailures: m.quota_failures, quotaLastSyncUnixMs: m.quota_last_sync_unix_ms,
                     quotaLastError: string(m.quota_last_error)))
+        case PORTCULLIS__V1__ENVELOPE__BODY_KEY_SET:
+            guard let m = e.key_set?.pointee else { throw FrameError.missingBody }
+            let json: [UInt8] = m.jwks_json.len > 0 ? Array(UnsafeBufferPointer(start: m.jwks_json.data, count: m.jwks_json.len)) : []
+            body = .keySet(
+                KeySetMessage(
+                    source: string(m.source), version: m.version, jwksJSON: json, attemptedUnixMs: m.attempted_unix_ms,
+                    error: string(m.error)))
+        case PORTCULLIS__V1__ENVELOPE__BODY_KEY_REFRESH:
+            guard let m = e.key_refresh?.pointee else { throw FrameError.missingBody }
+            body = .keyRefresh(source: string(m.source))
         default:
             throw FrameError.missingBody
         }

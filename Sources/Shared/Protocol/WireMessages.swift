@@ -2,7 +2,7 @@
 /// `FrameCodec` touches the protobuf-c structs.
 public enum WireProtocol {
     /// Bump on any change an older peer would misread (see the .proto).
-    public static let version: UInt32 = 2
+    public static let version: UInt32 = 3
     /// Router -> worker frames carry config snapshots, so they may be large.
     public static let maxRouterFrameBytes = 64 << 20
     /// Worker -> router frames are decisions and acks: small.
@@ -132,6 +132,23 @@ public struct WorkerStatusMessage: Sendable, Equatable {
     }
 }
 
+/// One OIDC key source's JWKS as the router last fetched it (router -> worker).
+public struct KeySetMessage: Sendable, Equatable {
+    public var source: String
+    public var version: UInt64
+    public var jwksJSON: [UInt8]
+    public var attemptedUnixMs: Int64
+    public var error: String
+
+    public init(source: String, version: UInt64, jwksJSON: [UInt8], attemptedUnixMs: Int64, error: String = "") {
+        self.source = source
+        self.version = version
+        self.jwksJSON = jwksJSON
+        self.attemptedUnixMs = attemptedUnixMs
+        self.error = error
+    }
+}
+
 public enum FrameBody: Sendable, Equatable {
     case hello(Hello)
     case decide(DecisionRequest)
@@ -139,6 +156,9 @@ public enum FrameBody: Sendable, Equatable {
     case config(ConfigSnapshotMessage)
     case configAck(ConfigAck)
     case status(WorkerStatusMessage)
+    case keySet(KeySetMessage)
+    /// Worker -> router: fetch this key source again (rate-limited there).
+    case keyRefresh(source: String)
 }
 
 public struct Frame: Sendable, Equatable {

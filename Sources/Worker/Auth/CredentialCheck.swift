@@ -1,5 +1,21 @@
 import Shared
 
+/// What check 6 keeps between requests: the verified-token cache and the
+/// OIDC keys. Confined to the worker's event loop like the rest of the engine.
+final class AuthState {
+    let cache: VerifiedTokenCache
+    let keys = IssuerKeyStore()
+    /// Bumped on every model or key-set change; cache entries of an older
+    /// epoch no longer count.
+    private(set) var epoch: UInt64 = 1
+
+    init(cacheCapacity: Int = 10_000) {
+        self.cache = VerifiedTokenCache(capacity: cacheCapacity)
+    }
+
+    func invalidate() { self.epoch &+= 1 }
+}
+
 /// 6. The credential the profile's auth type asks for.
 struct CredentialCheck: DecisionCheck {
     func evaluate(_ context: inout DecisionContext, _ environment: PipelineEnvironment) -> CheckResult {
@@ -9,6 +25,51 @@ struct CredentialCheck: DecisionCheck {
             return .next
         case .token(let stored):
             return TokenAuthenticator.verify(authorization: context.request.authorization, stored: stored)
+        case .jwt(let rules):
+            let clientID = context.request.clientID
+            return Self.bearerJWT(&context, environment) { token, now in
+                JWTAuthenticator.verify(token, rules: rules, clientID: clientID, now: now)
+            }
+        case .oidc(let rules):
+            return Self.bearerJWT(&context, environment) { token, now in
+                OIDCAuthenticator.verify(token, rules: rules, keys: environment.auth.keys, now: now)
+            }
+        case .mtls(let binding):
+            if let error = CertAuthenticator.verify(
+                subject: context.request.certSubject, fingerprint: context.request.certFingerprint, binding: binding)
+            {
+                return .deny(error)
+            }
+            return .next
+        }
+    }
+
+    /// The common path of jwt and oidc: Bearer credential, size limit, the
+    /// verified-token cache, then the type's own verification.
+    private static func bearerJWT(
+        _ context: inout DecisionContext, _ environment: PipelineEnvironment,
+        verify: (Substring, Int64) -> TokenVerdict
+    ) -> CheckResult {
+        guard let profile = context.profile else { return .next }
+        guard let token = BearerCredential.token(in: context.request.authorization) else {
+            return .deny(AuthFailure.missing("Authorization: Bearer <jwt> is required"))
+        }
+        guard token.utf8.count <= CompactJWS.maxBytes else {
+            return .deny(AuthFailure.invalid(.tokenTooLarge, "token exceeds \(CompactJWS.maxBytes) bytes"))
+        }
+        let now = context.time.unixSeconds
+        let auth = environment.auth
+        let digest = Crypto.sha256(token)
+        if auth.cache.contains(digest, profileID: profile.id, epoch: auth.epoch, now: now) { return .next }
+        switch verify(token, now) {
+        case .verified(let validity):
+            auth.cache.insert(digest, profileID: profile.id, epoch: auth.epoch, validity: validity)
+            return .next
+        case .failed(let error):
+            return .deny(error)
+        case .keysNeeded(let error):
+            if case .oidc(let rules) = profile.credential { context.keysWanted = rules.source }
+            return .deny(error)
         }
     }
 }

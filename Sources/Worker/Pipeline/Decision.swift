@@ -22,6 +22,9 @@ struct DecisionContext {
     var profile: CompiledProfile?
     var route: RouteTable.Match?
     var limits: LimitVerdict?
+    /// Set when check 6 failed for want of fresh OIDC keys from this
+    /// source and a fetch is allowed: the caller may wait and decide again.
+    var keysWanted: String?
 
     init(request: DecisionRequest, time: DecisionTime) {
         self.request = request
@@ -29,10 +32,12 @@ struct DecisionContext {
     }
 }
 
-/// What every check sees besides the request: the model and the limiter.
+/// What every check sees besides the request: the model, the limiter and
+/// the auth state (token cache, OIDC keys).
 struct PipelineEnvironment {
     let model: WorkerModel
     let limiter: PolicyLimiter
+    let auth: AuthState
 }
 
 enum CheckResult {

@@ -7,12 +7,21 @@ final class WorkerEngine {
     let workerIndex: Int
     private(set) var model: WorkerModel?
     let limiter: PolicyLimiter
+    let auth: AuthState
     private let clock: any DecisionClock
 
     init(workerIndex: Int, clock: any DecisionClock = SystemDecisionClock(), ledger: QuotaLedger = QuotaLedger(shared: false)) {
         self.workerIndex = workerIndex
         self.clock = clock
         self.limiter = PolicyLimiter(ledger: ledger)
+        self.auth = AuthState()
+    }
+
+    /// What `decide` concluded: an answer now, or "wait for this key source"
+    /// (only when the caller said it can wait).
+    enum Answer {
+        case response(DecisionResponse)
+        case waitForKeys(source: String)
     }
 
     /// Puts a new snapshot in force. Limit state survives for clients whose
@@ -23,17 +32,45 @@ final class WorkerEngine {
             model.clients[clientID]?.policy?.fingerprint == fingerprint
         }
         self.model = model
+        // A rotated secret or changed claim rule must not be bypassed by a
+        // token verified under the old rules.
+        self.auth.invalidate()
+    }
+
+    /// New keys for one OIDC source. Cached verifications are dropped only
+    /// when the document changed (a withdrawn key must stop working).
+    func applyKeys(_ message: KeySetMessage) -> IssuerKeyStore.KeySet {
+        let changed = self.auth.keys.sets[message.source]?.version != message.version
+        let set = self.auth.keys.apply(message)
+        if changed { self.auth.invalidate() }
+        return set
     }
 
     func decide(_ request: DecisionRequest) -> DecisionResponse {
-        guard let model = self.model else {
+        guard case .response(let response) = self.decide(request, mayWaitForKeys: false) else {
+            // Unreachable: without permission to wait the engine always answers.
             return DecisionResponse(
-                outcome: .unavailable, status: 503, errorCode: ErrorCode.workerUnavailable.rawValue,
-                reason: ReasonCode.noConfig.rawValue, message: "worker has no config yet", retryAfterSeconds: 1)
+                outcome: .unavailable, status: 503, errorCode: ErrorCode.authUnavailable.rawValue,
+                reason: ReasonCode.keysUnavailable.rawValue, message: "signing keys unavailable", retryAfterSeconds: 1)
         }
-        let pipeline = DecisionPipeline(environment: PipelineEnvironment(model: model, limiter: self.limiter))
+        return response
+    }
+
+    /// Decides, or asks the caller to wait for fresh OIDC keys when a token
+    /// names a `kid` we lack and a fetch is allowed. Nothing was consumed in
+    /// that case (check 6 comes before the limits), so deciding again later
+    /// is exact.
+    func decide(_ request: DecisionRequest, mayWaitForKeys: Bool) -> Answer {
+        guard let model = self.model else {
+            return .response(
+                DecisionResponse(
+                    outcome: .unavailable, status: 503, errorCode: ErrorCode.workerUnavailable.rawValue,
+                    reason: ReasonCode.noConfig.rawValue, message: "worker has no config yet", retryAfterSeconds: 1))
+        }
+        let pipeline = DecisionPipeline(environment: PipelineEnvironment(model: model, limiter: self.limiter, auth: self.auth))
         let (decision, context) = pipeline.decide(request, at: self.clock.now())
-        return Self.response(decision, context)
+        if mayWaitForKeys, let source = context.keysWanted { return .waitForKeys(source: source) }
+        return .response(Self.response(decision, context))
     }
 
     static func response(_ decision: Decision, _ context: DecisionContext) -> DecisionResponse {

@@ -16,12 +16,14 @@ final class WorkerConnectionHandler: ChannelInboundHandler {
     }
 
     private let engine: WorkerEngine
+    private let room: KeyWaitRoom
     private let logger: Logger
     private var state = State.awaitingHello
     private var pending: ByteBuffer? = nil
 
-    init(engine: WorkerEngine, logger: Logger) {
+    init(engine: WorkerEngine, room: KeyWaitRoom, logger: Logger) {
         self.engine = engine
+        self.room = room
         self.logger = logger
     }
 
@@ -43,8 +45,14 @@ final class WorkerConnectionHandler: ChannelInboundHandler {
             }
             self.state = .ready
         case (.ready, .decide(let request)):
-            let response = self.engine.decide(request)
-            self.queue(Frame(id: frame.id, body: .decision(response)), context: context)
+            switch self.engine.decide(request, mayWaitForKeys: true) {
+            case .response(let response):
+                self.queue(Frame(id: frame.id, body: .decision(response)), context: context)
+            case .waitForKeys(let source):
+                self.park(request, id: frame.id, source: source, context: context)
+            }
+        case (.ready, .keySet(let message)):
+            self.applyKeys(message)
         case (.ready, .config(let message)):
             self.queue(Frame(id: frame.id, body: .configAck(self.apply(message))), context: context)
         case (.closed, _):
@@ -80,6 +88,38 @@ final class WorkerConnectionHandler: ChannelInboundHandler {
             self.logger.error("config rejected", metadata: ["version": "\(message.version)", "error": "\(error)"])
             return ConfigAck(version: message.version, error: "\(error)")
         }
+    }
+
+    private func park(_ request: DecisionRequest, id: UInt64, source: String, context: ChannelHandlerContext) {
+        let channel = context.channel
+        let waiter = KeyWaitRoom.Waiter(request: request) { response in
+            var buffer = channel.allocator.buffer(capacity: 256)
+            FrameCodec.encode(Frame(id: id, body: .decision(response)), into: &buffer)
+            channel.writeAndFlush(buffer, promise: nil)
+        }
+        switch self.room.park(waiter, source: source) {
+        case nil:
+            // Room full: answer now from the keys we have.
+            self.queue(Frame(id: id, body: .decision(self.engine.decide(request))), context: context)
+        case true?:
+            self.queue(Frame(id: 0, body: .keyRefresh(source: source)), context: context)
+        case false?:
+            break
+        }
+    }
+
+    private func applyKeys(_ message: KeySetMessage) {
+        let previous = self.engine.auth.keys.sets[message.source]
+        let set = self.engine.applyKeys(message)
+        if previous?.version != set.version {
+            self.logger.info(
+                "oidc keys updated",
+                metadata: ["source": "\(message.source)", "keys": "\(set.keys.count)", "version": "\(set.version)"])
+            for skipped in set.skipped {
+                self.logger.warning("oidc key skipped", metadata: ["source": "\(message.source)", "key": "\(skipped)"])
+            }
+        }
+        self.room.release(message.source)
     }
 
     private func queue(_ frame: Frame, context: ChannelHandlerContext) {

@@ -45,12 +45,18 @@ struct WorkerMain {
         let loop = group.next()
         let quotaLogger = logger
         let engine: NIOLoopBound<WorkerEngine>
+        let room: NIOLoopBound<KeyWaitRoom>
         let syncer: NIOLoopBound<QuotaSyncer>?
         let quotaMode: String
         do {
-            (engine, syncer, quotaMode) = try loop.submit {
+            (engine, room, syncer, quotaMode) = try loop.submit {
                 let quota = Self.quotaSetup(index: index, arguments: arguments, logger: quotaLogger)
                 let engine = WorkerEngine(workerIndex: index, ledger: quota.ledger)
+                let room = KeyWaitRoom(loop: loop)
+                // Released waiters are decided again, now without waiting.
+                room.onRelease = { waiters in
+                    for waiter in waiters { waiter.answer(engine.decide(waiter.request)) }
+                }
                 var syncer: NIOLoopBound<QuotaSyncer>? = nil
                 if let endpoint = quota.endpoint {
                     let sync = QuotaSyncer(
@@ -58,7 +64,7 @@ struct WorkerMain {
                     sync.start()
                     syncer = NIOLoopBound(sync, eventLoop: loop)
                 }
-                return (NIOLoopBound(engine, eventLoop: loop), syncer, quota.describe)
+                return (NIOLoopBound(engine, eventLoop: loop), NIOLoopBound(room, eventLoop: loop), syncer, quota.describe)
             }.wait()
         } catch {
             logger.critical("cannot start: \(error)")
@@ -71,7 +77,7 @@ struct WorkerMain {
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(
                         ByteToMessageHandler(FrameDecoder(maxFrameBytes: WireProtocol.maxRouterFrameBytes)),
-                        WorkerConnectionHandler(engine: engine.value, logger: logger)
+                        WorkerConnectionHandler(engine: engine.value, room: room.value, logger: logger)
                     )
                 }
             }

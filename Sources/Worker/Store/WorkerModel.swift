@@ -1,3 +1,4 @@
+import Foundation
 import Shared
 
 /// This worker's share of the config, compiled for lookups: dictionaries by
@@ -12,8 +13,16 @@ final class WorkerModel {
     let foreignProfiles: [String: String]
     let routes: RouteTable
 
-    init(snapshot: WorkerSnapshot) throws(ConfigError) {
+    /// `environment` resolves jwt secrets (`ENCRYPTION_KEY`, `$VAR`
+    /// references); the worker inherits the router's.
+    init(snapshot: WorkerSnapshot, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) {
         var issues: [ConfigIssue] = []
+        let secrets: SecretContext
+        do {
+            secrets = SecretContext(key: try EncryptionKey.fromEnvironment(environment), environment: environment)
+        } catch {
+            throw ConfigError([ConfigIssue("ENCRYPTION_KEY", error.description)])
+        }
         var policies: [String: CompiledPolicy] = [:]
         for policy in snapshot.policies { policies[policy.id] = CompiledPolicy(policy) }
 
@@ -23,7 +32,7 @@ final class WorkerModel {
             var clientProfiles: [String] = []
             for (j, profile) in client.profiles.enumerated() {
                 do {
-                    profiles[profile.id] = try CompiledProfile(profile, clientID: client.id)
+                    profiles[profile.id] = try CompiledProfile(profile, clientID: client.id, secrets: secrets)
                     clientProfiles.append(profile.id)
                 } catch {
                     issues.append(ConfigIssue("clients[\(i)].profiles[\(j)].\(error.path)", error.message))
@@ -54,7 +63,15 @@ struct CompiledClient {
 
 enum ProfileCredential {
     case token(SHA256Digest)
+    case jwt(JWTRules)
+    case oidc(OIDCRules)
+    case mtls(CertBinding)
     case none
+}
+
+struct SecretContext {
+    let key: EncryptionKey?
+    let environment: [String: String]
 }
 
 struct CompiledProfile {
@@ -68,7 +85,7 @@ struct CompiledProfile {
     let allowHeader: String
     let allowedIPs: IPRangeSet?
 
-    init(_ profile: ProfileConfig, clientID: String) throws(ConfigIssue) {
+    init(_ profile: ProfileConfig, clientID: String, secrets: SecretContext) throws(ConfigIssue) {
         self.id = profile.id
         self.clientID = clientID
         self.active = profile.status == .active
@@ -81,8 +98,21 @@ struct CompiledProfile {
             self.credential = .token(digest)
         case .none:
             self.credential = .none
-        case .jwt, .oidc, .mtls:
-            throw ConfigIssue("auth.type", "auth type \(profile.auth.type.rawValue) is not available in this build yet")
+        case .jwt:
+            self.credential = .jwt(try Self.jwtRules(profile.auth, secrets: secrets))
+        case .oidc:
+            self.credential = .oidc(try Self.oidcRules(profile.auth))
+        case .mtls:
+            if let fingerprint = profile.auth.fingerprintSHA256 {
+                guard let digest = SHA256Digest(fingerprint: fingerprint) else {
+                    throw ConfigIssue("auth.fingerprint_sha256", "must be 64 hex digits")
+                }
+                self.credential = .mtls(.fingerprint(digest))
+            } else if let subject = profile.auth.subject {
+                self.credential = .mtls(.subject(cn: subject.cn, ou: subject.ou))
+            } else {
+                throw ConfigIssue("auth", "mtls needs subject or fingerprint_sha256")
+            }
         }
         self.allowedMethods = profile.allowedMethods.map(Set.init)
         self.allowHeader = profile.allowedMethods?.joined(separator: ", ") ?? ""
@@ -96,6 +126,49 @@ struct CompiledProfile {
         } else {
             self.allowedIPs = nil
         }
+    }
+}
+
+extension CompiledProfile {
+    static let defaultLeeway: Int64 = 30
+
+    static func jwtRules(_ auth: AuthConfig, secrets: SecretContext) throws(ConfigIssue) -> JWTRules {
+        guard let stored = auth.secret else { throw ConfigIssue("auth.secret", "required") }
+        let secret: String
+        do {
+            secret = try SecretValue.resolve(stored, key: secrets.key, environment: secrets.environment)
+        } catch {
+            throw ConfigIssue("auth.secret", error.description)
+        }
+        return JWTRules(
+            secret: Array(secret.utf8),
+            algorithms: try self.algorithms(auth.algorithms, default: .hs256),
+            leeway: Int64(auth.leewayS ?? Int(Self.defaultLeeway)),
+            maxTTL: auth.maxTTLS.map(Int64.init),
+            requireSubMatch: auth.requireSubMatch ?? true,
+            requiredClaims: (auth.requiredClaims ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+    }
+
+    static func oidcRules(_ auth: AuthConfig) throws(ConfigIssue) -> OIDCRules {
+        guard let issuer = auth.issuer, let audience = auth.audience else { throw ConfigIssue("auth", "oidc needs issuer and audience") }
+        return OIDCRules(
+            issuer: issuer, audience: audience,
+            algorithms: try self.algorithms(auth.algorithms, default: .rs256),
+            leeway: Int64(auth.leewayS ?? Int(Self.defaultLeeway)),
+            requiredClaims: (auth.requiredClaims ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) },
+            rolesClaim: auth.rolesClaim ?? "roles",
+            requiredRoles: auth.requiredRoles ?? [],
+            source: OIDCKeySource.id(issuer: issuer, jwksURI: auth.jwksURI))
+    }
+
+    private static func algorithms(_ names: [String]?, default fallback: JWSAlgorithm) throws(ConfigIssue) -> Set<JWSAlgorithm> {
+        guard let names else { return [fallback] }
+        var set = Set<JWSAlgorithm>()
+        for name in names {
+            guard let algorithm = JWSAlgorithm(rawValue: name) else { throw ConfigIssue("auth.algorithms", "unknown algorithm \(name)") }
+            set.insert(algorithm)
+        }
+        return set
     }
 }
 
