@@ -1,5 +1,9 @@
 import CCrypto
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// JWS algorithms (RFC 7518 §3) this gateway verifies. Which ones a profile
 /// accepts is its own allow-list; `none` is not representable at all.
 public enum JWSAlgorithm: String, Sendable, CaseIterable, Hashable {
@@ -61,6 +65,27 @@ public enum KeyError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 }
 
+/// C copies of the strings and bytes handed to an `OSSL_PARAM_BLD`, freed
+/// together once the parameters are built.
+private final class ParameterMemory {
+    private var blocks: [UnsafeMutableRawPointer] = []
+
+    func string(_ text: String) -> UnsafeMutablePointer<CChar> {
+        let copy = strdup(text)!
+        self.blocks.append(UnsafeMutableRawPointer(copy))
+        return copy
+    }
+
+    func bytes(_ data: [UInt8]) -> UnsafeMutableRawPointer {
+        let copy = malloc(max(1, data.count))!
+        data.withUnsafeBytes { copy.copyMemory(from: $0.baseAddress!, byteCount: data.count) }
+        self.blocks.append(copy)
+        return copy
+    }
+
+    deinit { for block in self.blocks { free(block) } }
+}
+
 /// A public (or, for tests and benchmarks, private) RSA or EC key held by
 /// OpenSSL. The one owner of its `EVP_PKEY`; no OpenSSL pointer leaves this
 /// file. Verification is safe from several threads at once.
@@ -111,16 +136,20 @@ public final class AsymmetricKey: @unchecked Sendable {
     static func rsa(modulus: [UInt8], exponent: [UInt8]) throws(KeyError) -> AsymmetricKey {
         guard let builder = OSSL_PARAM_BLD_new() else { throw .openssl("OSSL_PARAM_BLD_new") }
         defer { OSSL_PARAM_BLD_free(builder) }
+        // The builder keeps the pointers it is given until `to_param`:
+        // names and values must outlive that call, so they are C copies
+        // owned here rather than Swift's temporary bridged strings.
+        let memory = ParameterMemory()
         let n = BN_bin2bn(modulus, Int32(modulus.count), nil)
         let e = BN_bin2bn(exponent, Int32(exponent.count), nil)
         defer {
             BN_free(n)
             BN_free(e)
         }
-        guard let n, let e, OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_N, n) == 1,
-            OSSL_PARAM_BLD_push_BN(builder, OSSL_PKEY_PARAM_RSA_E, e) == 1
+        guard let n, let e, OSSL_PARAM_BLD_push_BN(builder, memory.string(OSSL_PKEY_PARAM_RSA_N), n) == 1,
+            OSSL_PARAM_BLD_push_BN(builder, memory.string(OSSL_PKEY_PARAM_RSA_E), e) == 1
         else { throw .malformed("RSA parameters") }
-        let key = try self.fromParameters(builder, type: "RSA", family: .rsa)
+        let key = try withExtendedLifetime(memory) { () throws(KeyError) in try self.fromParameters(builder, type: "RSA", family: .rsa) }
         let bits = Int(EVP_PKEY_get_bits(key.pkey))
         guard bits >= minimumRSABits else { throw .weak("RSA modulus of \(bits) bits (at least \(minimumRSABits))") }
         return key
@@ -129,13 +158,13 @@ public final class AsymmetricKey: @unchecked Sendable {
     static func ec(curve: ECCurve, point: [UInt8]) throws(KeyError) -> AsymmetricKey {
         guard let builder = OSSL_PARAM_BLD_new() else { throw .openssl("OSSL_PARAM_BLD_new") }
         defer { OSSL_PARAM_BLD_free(builder) }
-        let pushed = curve.rawValue.withCString { name in
-            OSSL_PARAM_BLD_push_utf8_string(builder, OSSL_PKEY_PARAM_GROUP_NAME, name, 0) == 1
-                && point.withUnsafeBytes { OSSL_PARAM_BLD_push_octet_string(builder, OSSL_PKEY_PARAM_PUB_KEY, $0.baseAddress, $0.count) == 1 }
-        }
+        let memory = ParameterMemory()
+        let pushed = OSSL_PARAM_BLD_push_utf8_string(
+                builder, memory.string(OSSL_PKEY_PARAM_GROUP_NAME), memory.string(curve.rawValue), 0) == 1
+            && OSSL_PARAM_BLD_push_octet_string(builder, memory.string(OSSL_PKEY_PARAM_PUB_KEY), memory.bytes(point), point.count) == 1
         guard pushed else { throw .malformed("EC parameters") }
         // fromdata checks that the point is on the curve.
-        return try self.fromParameters(builder, type: "EC", family: .ec(curve))
+        return try withExtendedLifetime(memory) { () throws(KeyError) in try self.fromParameters(builder, type: "EC", family: .ec(curve)) }
     }
 
     private static func fromParameters(_ builder: OpaquePointer, type: String, family: Family) throws(KeyError) -> AsymmetricKey {

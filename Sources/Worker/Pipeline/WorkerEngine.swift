@@ -1,3 +1,4 @@
+import Foundation
 import Shared
 
 /// The worker's state: the current model and every client's limits. All of
@@ -9,9 +10,15 @@ final class WorkerEngine {
     let limiter: PolicyLimiter
     let auth: AuthState
     private let clock: any DecisionClock
+    /// Resolves jwt secrets: `ENCRYPTION_KEY` and `$VAR` references.
+    private let environment: [String: String]
 
-    init(workerIndex: Int, clock: any DecisionClock = SystemDecisionClock(), ledger: QuotaLedger = QuotaLedger(shared: false)) {
+    init(
+        workerIndex: Int, clock: any DecisionClock = SystemDecisionClock(), ledger: QuotaLedger = QuotaLedger(shared: false),
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) {
         self.workerIndex = workerIndex
+        self.environment = environment
         self.clock = clock
         self.limiter = PolicyLimiter(ledger: ledger)
         self.auth = AuthState()
@@ -27,7 +34,7 @@ final class WorkerEngine {
     /// Puts a new snapshot in force. Limit state survives for clients whose
     /// policy kept its shape; a model that fails to compile changes nothing.
     func apply(_ snapshot: WorkerSnapshot) throws(ConfigError) {
-        let model = try WorkerModel(snapshot: snapshot)
+        let model = try WorkerModel(snapshot: snapshot, environment: self.environment)
         self.limiter.retain { clientID, fingerprint in
             model.clients[clientID]?.policy?.fingerprint == fingerprint
         }
