@@ -131,10 +131,48 @@ struct ConfigTests {
         #expect(self.issues(yaml) == ["collections[1].routes[0].path_prefix: /orders/ is already routed to collection orders"])
     }
 
-    @Test("auth types this build cannot enforce are refused at load")
-    func unsupportedAuth() {
-        let yaml = Self.valid.replacingFirst("auth: { type: none }", with: "auth: { type: mtls }")
-        #expect(self.issues(yaml) == ["clients[0].profiles[1].auth.type: auth type mtls is not available in this build yet"])
+    @Test(
+        "jwt, oidc and mtls profiles are checked key by key",
+        arguments: [
+            ("auth: { type: mtls }", "clients[0].profiles[1].auth: auth type mtls needs subject: {cn, ou} or fingerprint_sha256"),
+            ("auth: { type: mtls, subject: { cn: a }, fingerprint_sha256: \"\(String(repeating: "a", count: 64))\" }",
+             "clients[0].profiles[1].auth: bind either subject or fingerprint_sha256, not both"),
+            ("auth: { type: mtls, fingerprint_sha256: \"abc\" }",
+             "clients[0].profiles[1].auth.fingerprint_sha256: must be the certificate's SHA-256: 64 hex digits, colons allowed"),
+            ("auth: { type: jwt }",
+             "clients[0].profiles[1].auth.secret: required for auth type jwt (enc:v1:... from portcullis secret encrypt, or $ENV_VAR)"),
+            ("auth: { type: jwt, secret: hunter2 }",
+             "clients[0].profiles[1].auth.secret: secrets are never stored in plaintext: use enc:v1:... (portcullis secret encrypt) or a $ENV_VAR reference"),
+            ("auth: { type: jwt, secret: \"$BACKEND_KEY\", algorithms: [RS256] }",
+             "clients[0].profiles[1].auth.algorithms[0]: RS256 is not allowed here (one of HS256, HS384, HS512)"),
+            ("auth: { type: jwt, secret: \"$BACKEND_KEY\", leeway_s: 3600 }", "clients[0].profiles[1].auth.leeway_s: must be 0...600"),
+            ("auth: { type: jwt, secret: \"$NOT_SET_ANYWHERE\" }",
+             "clients[0].profiles[1].auth.secret: environment variable NOT_SET_ANYWHERE is not set"),
+            ("auth: { type: oidc, issuer: \"http://idp.example.com\", audience: a }",
+             "clients[0].profiles[1].auth.issuer: must be an https:// URL (http:// only for loopback)"),
+            ("auth: { type: oidc, issuer: \"https://idp.example.com\", audience: a, algorithms: [HS256] }",
+             "clients[0].profiles[1].auth.algorithms[0]: HS256 is not allowed here (one of ES256, ES384, PS256, RS256, RS384, RS512)"),
+            ("auth: { type: oidc, issuer: \"https://idp.example.com\" }", "clients[0].profiles[1].auth.audience: required for auth type oidc"),
+            ("auth: { type: oidc, issuer: \"https://idp.example.com\", audience: a, secret: \"$BACKEND_KEY\" }",
+             "clients[0].profiles[1].auth.secret: only applies to auth type jwt"),
+            ("auth: { type: none, issuer: \"https://idp.example.com\" }", "clients[0].profiles[1].auth.issuer: only applies to auth type oidc"),
+        ])
+    func authKeys(auth: String, issue: String) {
+        let yaml = Self.valid.replacingFirst("auth: { type: none }", with: auth)
+        #expect(self.issues(yaml) == [issue])
+    }
+
+    @Test("valid jwt, oidc and mtls profiles load")
+    func validAuth() {
+        for auth in [
+            "auth: { type: jwt, secret: \"$BACKEND_KEY\", algorithms: [HS256, HS512], max_ttl_s: 600, required_claims: { tenant_id: t } }",
+            "auth: { type: oidc, issuer: \"https://idp.example.com/realms/a\", audience: a, jwks_uri: \"https://idp.example.com/keys\", roles_claim: realm_access.roles, required_roles: [x] }",
+            "auth: { type: oidc, issuer: \"http://127.0.0.1:8080/realms/a\", audience: a }",
+            "auth: { type: mtls, subject: { cn: acme, ou: ops } }",
+            "auth: { type: mtls, fingerprint_sha256: \"\(Array(repeating: "AB", count: 32).joined(separator: ":"))\" }",
+        ] {
+            #expect(self.issues(Self.valid.replacingFirst("auth: { type: none }", with: auth)) == [], "\(auth)")
+        }
     }
 
     @Test("an empty document is an empty model")
