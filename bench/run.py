@@ -104,6 +104,8 @@ class Bench:
         self.procs = []
         self.ports = {name: free_port() for name in ["upstream", "nginx-proxy", "nginx-keyauth", "portcullis", "admin"]}
         self.clients = [(f"bench-{i:04d}", token(i)) for i in range(args.clients)]
+        # Profile ids are "<client><suffix>" in every config and in the load.
+        self.profile_suffix = "-token"
 
     def path(self, name):
         return os.path.join(self.out, name)
@@ -232,7 +234,7 @@ clients:
                 raise RuntimeError(f"{name}: good token -> {ok}, bad token -> {no}; not doing the same job")
 
     def lua(self):
-        rows = ",\n".join(f'  {{"{c}", "{c}-token", "Bearer {t}"}}' for c, t in self.clients)
+        rows = ",\n".join(f'  {{"{c}", "{c}{self.profile_suffix}", "Bearer {t}"}}' for c, t in self.clients)
         return self.write("clients.lua", f"""
 local clients = {{
 {rows}

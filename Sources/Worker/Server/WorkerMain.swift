@@ -21,10 +21,15 @@ struct WorkerMain {
           --holder     this worker's name in shared quota keys (instance + slot)
           --state-dir  where the quota spend journal of this slot lives
           PORTCULLIS_WORKER_REDIS_URL (set by the router) turns on quota sharing.
+        usage: portcullis-worker --bench-auth [--iterations N]
+          Prints the decision cost per auth type (bench/auth runs it).
         """
 
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
+        if arguments.first == "--bench-auth" {
+            exit(AuthBench.run(iterations: value(of: "--iterations", in: arguments).flatMap(Int.init) ?? 20_000))
+        }
         guard let index = value(of: "--index", in: arguments).flatMap(Int.init),
             let connections = value(of: "--connections", in: arguments).flatMap(Int.init),
             index >= 0, (1...64).contains(connections)
@@ -108,7 +113,10 @@ struct WorkerMain {
         for channel in channels { channel.closeFuture.whenComplete { _ in stop.succeed("router connection closed") } }
         signal(SIGTERM, SIG_IGN)
         let termSource = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .global())
-        termSource.setEventHandler { stop.succeed("SIGTERM") }
+        // @Sendable: otherwise the closure inherits main()'s main-actor
+        // isolation and the runtime's isolation check traps when dispatch
+        // runs it on a global queue thread.
+        termSource.setEventHandler { @Sendable in stop.succeed("SIGTERM") }
         termSource.resume()
         let why = (try? stop.futureResult.wait()) ?? "stopped"
         if let syncer {

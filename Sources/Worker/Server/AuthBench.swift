@@ -1,0 +1,105 @@
+import Foundation
+import Shared
+
+/// `portcullis-worker --bench-auth`: what one decision costs per auth type,
+/// measured through the same engine the worker runs (every check of SPEC §2
+/// including a never-hit rate limit), without sockets. `bench/auth` runs it
+/// on a release build. Uncached rows use a fresh token per decision (each is
+/// verified in full); cached rows present the same tokens again.
+enum AuthBench {
+    static func run(iterations: Int) -> Int32 {
+        do {
+            try self.measure(iterations: max(100, iterations))
+            return 0
+        } catch {
+            FileDescriptorOutput.standardError.write("bench-auth failed: \(error)\n")
+            return 1
+        }
+    }
+
+    private static func measure(iterations: Int) throws {
+        let secret = "bench-secret-0123456789abcdef0123"
+        let issuer = "http://127.0.0.1:9/realms/bench"
+        let rsa = try AsymmetricKey.generate(.rsa)
+        let ec = try AsymmetricKey.generate(.ec(.p256))
+        let yaml = """
+            server: { listen: "127.0.0.1:1", decision_log: "off" }
+            collections: [ { id: api, upstream: { url: "http://127.0.0.1:9" }, routes: [ { path_prefix: /api } ] } ]
+            policies: [ { id: roomy, rate_limits: [ { limit: 100000000, per: second } ] } ]
+            clients:
+              - id: bench
+                collections: [api]
+                policy: roomy
+                profiles:
+                  - { id: token, auth: { type: token, token_sha256: "\(Crypto.sha256("pcl_bench-token").hex)" } }
+                  - { id: hs256, auth: { type: jwt, secret: "$BENCH_SECRET" } }
+                  - { id: rs256, auth: { type: oidc, issuer: "\(issuer)", audience: bench, algorithms: [RS256] } }
+                  - { id: es256, auth: { type: oidc, issuer: "\(issuer)", audience: bench, algorithms: [ES256] } }
+            """
+        let config = try ConfigLoader.parse(yaml: yaml)
+        let engine = WorkerEngine(workerIndex: 0, environment: ["BENCH_SECRET": secret])
+        try engine.apply(WorkerSnapshot.partition(config, version: 1, workerCount: 1, owner: { _ in 0 })[0])
+        let jwks = "{\"keys\":[\(rsa.publicJWK(kid: "r", alg: .rs256)),\(ec.publicJWK(kid: "e", alg: .es256))]}"
+        _ = engine.applyKeys(
+            KeySetMessage(
+                source: OIDCKeySource.id(issuer: issuer, jwksURI: nil), version: 1, jwksJSON: Array(jwks.utf8),
+                attemptedUnixMs: Int64(Date().timeIntervalSince1970 * 1000)))
+
+        let now = Int(Date().timeIntervalSince1970)
+        func claims(_ index: Int, oidc: Bool) -> String {
+            oidc
+                ? "{\"iss\":\"\(issuer)\",\"aud\":\"bench\",\"sub\":\"u\",\"iat\":\(now),\"exp\":\(now + 3600),\"jti\":\"\(index)\"}"
+                : "{\"sub\":\"bench\",\"iat\":\(now),\"exp\":\(now + 3600),\"jti\":\"\(index)\"}"
+        }
+        // Asymmetric signing is slow; fewer distinct tokens, reused in order.
+        let distinct = min(iterations, 2000)
+        let hsTokens = (0..<iterations).map {
+            JWSMinter.hmac(.hs256, secret: secret, headerJSON: "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", claimsJSON: claims($0, oidc: false))
+        }
+        let rsTokens = try (0..<distinct).map { index in
+            try JWSMinter.token(headerJSON: "{\"alg\":\"RS256\",\"kid\":\"r\"}", claimsJSON: claims(index, oidc: true)) { try rsa.sign(.rs256, message: $0) }
+        }
+        let esTokens = try (0..<distinct).map { index in
+            try JWSMinter.token(headerJSON: "{\"alg\":\"ES256\",\"kid\":\"e\"}", claimsJSON: claims(index, oidc: true)) { try ec.sign(.es256, message: $0) }
+        }
+
+        func request(_ profile: String, _ credential: String) -> DecisionRequest {
+            DecisionRequest(clientID: "bench", profileID: profile, method: "GET", path: "/api/x", authorization: "Bearer \(credential)")
+        }
+        /// Mean microseconds per decision over `requests`; every answer must be an allow.
+        func time(_ requests: [DecisionRequest]) throws -> Double {
+            let start = DispatchTime.now().uptimeNanoseconds
+            for request in requests where engine.decide(request).outcome != .allow {
+                throw BenchError(message: "\(request.profileID) was not allowed: \(engine.decide(request).reason)")
+            }
+            return Double(DispatchTime.now().uptimeNanoseconds - start) / 1000 / Double(requests.count)
+        }
+        let tokenRequests = Array(repeating: request("token", "pcl_bench-token"), count: iterations)
+        let hsRequests = hsTokens.map { request("hs256", $0) }
+        let rsRequests = rsTokens.map { request("rs256", $0) }
+        let esRequests = esTokens.map { request("es256", $0) }
+        _ = try time(Array(tokenRequests.prefix(1000)))  // warm-up
+
+        /// `distinct` tokens already verified once, presented again in turn.
+        func again(_ requests: [DecisionRequest]) -> [DecisionRequest] {
+            (0..<iterations).map { requests[$0 % distinct] }
+        }
+        var rows: [(String, Double)] = []
+        rows.append(("token (SHA-256, constant-time compare)", try time(tokenRequests)))
+        rows.append(("jwt HS256, uncached", try time(hsRequests)))
+        rows.append(("jwt HS256, cached", try time(again(hsRequests))))
+        rows.append(("oidc RS256 (2048-bit), uncached", try time(rsRequests)))
+        rows.append(("oidc RS256, cached", try time(again(rsRequests))))
+        rows.append(("oidc ES256 (P-256), uncached", try time(esRequests)))
+        rows.append(("oidc ES256, cached", try time(again(esRequests))))
+        print("worker decision cost per auth type (whole pipeline, one thread, \(iterations) decisions; \(distinct) distinct RS/ES tokens)")
+        for (name, micros) in rows {
+            print(name.padding(toLength: 40, withPad: " ", startingAt: 0) + String(format: "%9.2f µs/decision", micros))
+        }
+    }
+
+    struct BenchError: Error, CustomStringConvertible {
+        let message: String
+        var description: String { self.message }
+    }
+}
