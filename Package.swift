@@ -3,6 +3,8 @@ import PackageDescription
 
 // Dependencies are few on purpose: every one is rebuilt by every CI run.
 // SwiftNIO for sockets and HTTP/1.1, NIOExtras for graceful quiescing,
+// NIOSSL for the TLS listener (native mtls: a proven TLS server handler;
+// its BoringSSL adds ~3 min to a cold debug build),
 // Yams for the YAML config, ArgumentParser for the CLI, swift-log for logs.
 // Crypto is OpenSSL's libcrypto through CCrypto, not swift-crypto; Redis
 // is hiredis through CHiredis; the router's TLS client (OIDC key fetches)
@@ -25,6 +27,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -91,6 +94,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -13,6 +13,9 @@
 #include <openssl/ec.h>
 #include <openssl/core_names.h>
 #include <openssl/param_build.h>
+#include <openssl/x509.h>
+#include <openssl/bio.h>
 // Composite macros Swift cannot import.
 static const int PCL_EVP_PKEY_PUBLIC_KEY = EVP_PKEY_PUBLIC_KEY;
+static const unsigned long PCL_XN_FLAG_RFC2253 = XN_FLAG_RFC2253;
 #endif

@@ -132,6 +132,10 @@ final class Gateway: @unchecked Sendable {
         let workerCount = self.options.workers ?? server.workers ?? System.coreCount
         let threads = server.routerThreads ?? System.coreCount
         let binary = try self.options.workerBinary ?? Self.defaultWorkerBinary()
+        // Certificates are loaded before any worker starts: a bad path or a
+        // key that does not match stops start-up with the field named.
+        let configDirectory = (self.options.configPath as NSString).deletingLastPathComponent
+        let tlsContext = try server.tls.map { tls throws(TLSListener.SetupError) in try TLSListener.context(tls, relativeTo: configDirectory) }
 
         self.decisionLog = try DecisionLog(target: .init(self.resolve(server.decisionLog)))
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
@@ -185,12 +189,17 @@ final class Gateway: @unchecked Sendable {
 
         let quiesce = ServerQuiescingHelper(group: self.group)
         let listener = try HTTPListener.bind(group: self.group, address: config.listen, loops: self.loops, quiesce: quiesce)
+        var tlsListener: (any Channel)? = nil
+        if let tls = server.tls, let address = HostPort(tls.listen), let tlsContext {
+            tlsListener = try TLSListener.bind(group: self.group, address: address, context: tlsContext, loops: self.loops, quiesce: quiesce)
+        }
         let admin = try AdminServer.bind(group: self.group, address: config.adminListen) { [self] in self.adminStatus() }
         self.logger.info(
             "portcullis listening",
             metadata: [
                 "listen": "\(listener.localAddress.map { "\($0)" } ?? config.listen.description)",
                 "admin": "\(admin.localAddress.map { "\($0)" } ?? config.adminListen.description)",
+                "tls": "\(tlsListener?.localAddress.map { "\($0)" } ?? "off")",
                 "workers": "\(workerCount)", "router_threads": "\(threads)",
             ])
 
@@ -266,6 +275,7 @@ final class Gateway: @unchecked Sendable {
         for (field, old, new) in [
             ("server.listen", current.config.model.server.listen, next.model.server.listen),
             ("server.admin_listen", current.config.model.server.adminListen, next.model.server.adminListen),
+            ("server.tls", "\(String(describing: current.config.model.server.tls))", "\(String(describing: next.model.server.tls))"),
             ("server.workers", "\(current.config.model.server.workers ?? 0)", "\(next.model.server.workers ?? 0)"),
             ("server.limits.max_header_bytes", "\(current.config.model.server.limits.maxHeaderBytes)", "\(next.model.server.limits.maxHeaderBytes)"),
         ] where old != new {

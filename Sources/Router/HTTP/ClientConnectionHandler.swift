@@ -1,4 +1,6 @@
 import NIOCore
+import NIOSSL
+import NIOTLS
 import Shared
 
 /// One client connection, from bytes in to bytes out: parses each request
@@ -22,6 +24,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     static let maxBufferedBytes = 256 * 1024
 
     let loop: LoopContext
+    /// On the TLS listener: responses carry HSTS, and a client certificate
+    /// verified in the handshake is this connection's mtls identity.
+    let tls: Bool
+    private var nativeCertificate: CertificateIdentity?
     private var context: ChannelHandlerContext?
     private var inbound: ByteBuffer?
     private var parser: HTTPHeadParser
@@ -41,8 +47,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var timer: Scheduled<Void>?
     private var timerAt: NIODeadline?
 
-    init(loop: LoopContext) {
+    init(loop: LoopContext, tls: Bool = false) {
         self.loop = loop
+        self.tls = tls
         self.parser = HTTPHeadParser(kind: .request, maxHeadBytes: loop.limits.maxHeaderBytes)
     }
 
@@ -119,6 +126,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
+            self.nativeCertificate = TLSListener.peerIdentity(context.pipeline)
+        }
         if event is ChannelShouldQuiesceEvent {
             self.draining = true
             if self.exchange == nil { self.close() }
@@ -311,7 +321,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             case .unknown: sourceIP = nil
             }
         }
-        let certificate = identity.certificate(trusted: self.peerTrusted)
+        // A certificate verified in our own handshake wins; otherwise what
+        // a trusted ingress proxy vouches for.
+        let certificate = self.nativeCertificate ?? identity.certificate(trusted: self.peerTrusted)
         let request = DecisionRequest(
             clientID: identity.clientID, profileID: identity.profileID, method: exchange.method, path: target,
             sourceIP: sourceIP, authorization: identity.authorization, requestID: requestID,
@@ -446,7 +458,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         HeadWriter.clientResponse(
             head, clientMinorVersion: exchange.head.minorVersion, requestID: exchange.requestID,
             rateLimitPolicy: exchange.decision?.rateLimitPolicy ?? "", rateLimit: exchange.decision?.rateLimit ?? "",
-            dropTransferEncoding: dechunk, connection: connection, into: &out)
+            dropTransferEncoding: dechunk, connection: connection, hsts: self.tls, into: &out)
         context.write(Self.wrapOutboundOut(out), promise: nil)
     }
 
@@ -549,7 +561,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         var out = context.channel.allocator.buffer(capacity: 512)
         HeadWriter.localResponse(
             error, requestID: requestID, clientMinorVersion: minorVersion, rateLimitPolicy: rateLimitPolicy, rateLimit: rateLimit,
-            connection: close ? .close : (keepAliveHeader ? .keepAlive : .none), into: &out)
+            connection: close ? .close : (keepAliveHeader ? .keepAlive : .none), hsts: self.tls, into: &out)
         context.writeAndFlush(Self.wrapOutboundOut(out), promise: nil)
     }
 

@@ -16,6 +16,7 @@ enum FieldRole {
     case rateLimit
     /// Verified-certificate headers of an ingress proxy.
     case clientCert
+    case strictTransportSecurity
     case other
 }
 
@@ -56,6 +57,8 @@ extension HTTPHead {
             if self.nameIs(field, "x-ssl-client-verify") { return .clientCert }
         case 23:
             if self.nameIs(field, "x-forwarded-client-cert") { return .clientCert }
+        case 25:
+            if self.nameIs(field, "strict-transport-security") { return .strictTransportSecurity }
         case 24:
             if self.nameIs(field, "x-ssl-client-fingerprint") { return .clientCert }
         default:
@@ -160,7 +163,7 @@ enum HeadWriter {
             case .clientCert:
                 // From an untrusted peer these are forgeries: never passed on.
                 guard identity.peerTrusted else { continue }
-            case .transferEncoding, .other:
+            case .transferEncoding, .strictTransportSecurity, .other:
                 break
             }
             head.writeField(field, into: &out)
@@ -196,7 +199,7 @@ enum HeadWriter {
     /// The response head sent to the client for an upstream response.
     static func clientResponse(
         _ head: HTTPHead, clientMinorVersion: Int, requestID: String, rateLimitPolicy: String, rateLimit: String,
-        dropTransferEncoding: Bool, connection: ConnectionHeader, into out: inout ByteBuffer
+        dropTransferEncoding: Bool, connection: ConnectionHeader, hsts: Bool = false, into out: inout ByteBuffer
     ) {
         out.writeStaticString(clientMinorVersion == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
         out.writeString(String(head.status))
@@ -213,13 +216,16 @@ enum HeadWriter {
             switch head.role(of: field) {
             case .hopByHop, .requestID, .rateLimit:
                 continue
+            case .strictTransportSecurity where hsts:
+                continue  // ours replaces the upstream's on TLS connections
             case .transferEncoding where dropTransferEncoding:
                 continue
             default:
                 head.writeField(field, into: &out)
             }
         }
-        self.gatewayFields(requestID: requestID, rateLimitPolicy: rateLimitPolicy, rateLimit: rateLimit, connection: connection, into: &out)
+        self.gatewayFields(
+            requestID: requestID, rateLimitPolicy: rateLimitPolicy, rateLimit: rateLimit, connection: connection, hsts: hsts, into: &out)
         out.writeStaticString("\r\n")
     }
 
@@ -232,7 +238,7 @@ enum HeadWriter {
     /// A response the gateway writes itself, with the SPEC §2 JSON body.
     static func localResponse(
         _ error: GatewayError, requestID: String, clientMinorVersion: Int, rateLimitPolicy: String = "", rateLimit: String = "",
-        connection: ConnectionHeader, into out: inout ByteBuffer
+        connection: ConnectionHeader, hsts: Bool = false, into out: inout ByteBuffer
     ) {
         let body = error.jsonBody(requestID: requestID)
         out.writeStaticString(clientMinorVersion == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
@@ -250,17 +256,22 @@ enum HeadWriter {
             out.writeString(allow)
         }
         out.writeStaticString("\r\n")
-        self.gatewayFields(requestID: requestID, rateLimitPolicy: rateLimitPolicy, rateLimit: rateLimit, connection: connection, into: &out)
+        self.gatewayFields(
+            requestID: requestID, rateLimitPolicy: rateLimitPolicy, rateLimit: rateLimit, connection: connection, hsts: hsts, into: &out)
         out.writeStaticString("\r\n")
         out.writeString(body)
     }
 
     private static func gatewayFields(
-        requestID: String, rateLimitPolicy: String, rateLimit: String, connection: ConnectionHeader, into out: inout ByteBuffer
+        requestID: String, rateLimitPolicy: String, rateLimit: String, connection: ConnectionHeader, hsts: Bool,
+        into out: inout ByteBuffer
     ) {
         out.writeStaticString("X-Request-ID: ")
         out.writeString(requestID)
         out.writeStaticString("\r\n")
+        // SPEC §9: every response on the TLS listener tells browsers to
+        // stay on HTTPS for a year.
+        if hsts { out.writeStaticString("Strict-Transport-Security: max-age=31536000\r\n") }
         if !rateLimitPolicy.isEmpty {
             out.writeStaticString("RateLimit-Policy: ")
             out.writeString(rateLimitPolicy)

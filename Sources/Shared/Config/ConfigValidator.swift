@@ -101,7 +101,12 @@ struct ConfigValidator {
         if limits.headerTimeoutMs <= 0 { self.fail("server.limits.header_timeout_ms", "must be positive") }
         if limits.idleTimeoutMs <= 0 { self.fail("server.limits.idle_timeout_ms", "must be positive") }
         if server.decisionLog.isEmpty { self.fail("server.decision_log", "must be a file path, stdout or \"off\"") }
-        if server.tls != nil { self.fail("server.tls", "TLS termination is not available in this build yet") }
+        if let tls = server.tls {
+            if HostPort(tls.listen) == nil { self.fail("server.tls.listen", "must be host:port") }
+            if tls.cert.isEmpty { self.fail("server.tls.cert", "must name a PEM certificate file") }
+            if tls.key.isEmpty { self.fail("server.tls.key", "must name a PEM private key file") }
+            if tls.clientCA?.isEmpty == true { self.fail("server.tls.client_ca", "must name a PEM CA file; omit it to take no client certificates") }
+        }
     }
 
     private mutating func validateProfile(_ profile: ProfileConfig, path: String) {

@@ -1,0 +1,164 @@
+import Foundation
+import Testing
+
+/// Native mtls: the router terminates TLS on `server.tls.listen` and
+/// verifies client certificates itself. Certificates are made by the test
+/// with the openssl CLI (a CA, a server certificate, client certificates
+/// that are valid, expired, or from another CA); the client is
+/// `openssl s_client`, a real TLS stack on the other end.
+@Suite("Native TLS and mtls (real processes)", .serialized)
+struct NativeTLSTests {
+    final class PKI {
+        let directory: URL
+
+        init() throws {
+            self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("pcl-pki-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+            try self.run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=Test CA"])
+            try self.run(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "rogue-ca.key", "-out", "rogue-ca.pem", "-days", "2", "-subj", "/CN=Rogue CA"])
+            try self.issue("server", subject: "/CN=127.0.0.1", ca: "ca", extensions: "subjectAltName=IP:127.0.0.1")
+            try self.issue("client", subject: "/O=ExampleCorp/OU=partner-cert/CN=acme-mobile", ca: "ca")
+            try self.issue("other", subject: "/OU=partner-cert/CN=globex", ca: "ca")
+            try self.issue("rogue", subject: "/OU=partner-cert/CN=acme-mobile", ca: "rogue-ca")
+            try self.issue("expired", subject: "/OU=partner-cert/CN=acme-mobile", ca: "ca", expired: true)
+        }
+
+        func path(_ name: String) -> String { self.directory.appendingPathComponent(name).path }
+
+        /// A certificate signed by `ca`; `expired` ones ended in 2021
+        /// (`openssl ca` is the CLI way to set both dates).
+        func issue(_ name: String, subject: String, ca: String, extensions: String? = nil, expired: Bool = false) throws {
+            try self.run(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "\(name).key", "-out", "\(name).csr", "-subj", subject])
+            if expired {
+                let conf = """
+                    [ ca ]
+                    default_ca = test
+                    [ test ]
+                    dir = \(self.directory.path)
+                    database = $dir/index.txt
+                    new_certs_dir = $dir
+                    serial = $dir/serial
+                    default_md = sha256
+                    policy = anything
+                    [ anything ]
+                    commonName = supplied
+                    organizationalUnitName = optional
+                    """
+                try conf.write(toFile: self.path("ca.cnf"), atomically: true, encoding: .utf8)
+                FileManager.default.createFile(atPath: self.path("index.txt"), contents: nil)
+                try "01\n".write(toFile: self.path("serial"), atomically: true, encoding: .utf8)
+                try self.run([
+                    "ca", "-batch", "-config", "ca.cnf", "-cert", "\(ca).pem", "-keyfile", "\(ca).key", "-in", "\(name).csr",
+                    "-out", "\(name).pem", "-startdate", "20200101000000Z", "-enddate", "20210101000000Z", "-notext",
+                ])
+            } else {
+                var arguments = ["x509", "-req", "-in", "\(name).csr", "-CA", "\(ca).pem", "-CAkey", "\(ca).key", "-CAcreateserial", "-out", "\(name).pem", "-days", "2"]
+                if let extensions {
+                    try extensions.write(toFile: self.path("\(name).ext"), atomically: true, encoding: .utf8)
+                    arguments += ["-extfile", "\(name).ext"]
+                }
+                try self.run(arguments)
+            }
+        }
+
+        func fingerprint(_ name: String) throws -> String {
+            let out = try self.run(["x509", "-in", "\(name).pem", "-noout", "-fingerprint", "-sha256"])
+            return String(out.split(separator: "=").last ?? "").trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+
+        @discardableResult
+        func run(_ arguments: [String], input: String? = nil) throws -> String {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+            process.arguments = arguments
+            process.currentDirectoryURL = self.directory
+            let out = Pipe()
+            process.standardOutput = out
+            process.standardError = Pipe()
+            try process.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { throw HarnessError("openssl \(arguments.joined(separator: " ")) failed") }
+            return String(decoding: data, as: UTF8.self)
+        }
+    }
+
+    /// One HTTPS request through `openssl s_client`: the response text, or
+    /// nil when the handshake failed.
+    static func request(port: Int, pki: PKI, certificate: String?, profile: String) throws -> String? {
+        var arguments = ["s_client", "-connect", "127.0.0.1:\(port)", "-CAfile", pki.path("ca.pem"), "-verify_return_error", "-quiet"]
+        if let certificate { arguments += ["-cert", pki.path("\(certificate).pem"), "-key", pki.path("\(certificate).key")] }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        process.arguments = arguments
+        process.currentDirectoryURL = pki.directory
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = Pipe()
+        try process.run()
+        let request = "GET /api/tls HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Client-ID: acme\r\nX-Profile-ID: \(profile)\r\nConnection: close\r\n\r\n"
+        input.fileHandleForWriting.write(Data(request.utf8))
+        // Bounded: the server closes after the response (Connection: close)
+        // or the handshake fails; either way s_client ends.
+        let deadline = Date().addingTimeInterval(10)
+        while process.isRunning && Date() < deadline { usleep(10_000) }
+        if process.isRunning { process.terminate() }
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        return text.hasPrefix("HTTP/1.1") ? text : nil
+    }
+
+    @Test func clientCertificatesAreVerifiedByTheRouter() throws {
+        let pki = try PKI()
+        defer { try? FileManager.default.removeItem(at: pki.directory) }
+        let tlsPort = Ports.free()
+        let fingerprint = try pki.fingerprint("client")
+        let cluster = try Cluster(workers: 2) { cluster in
+            cluster.serverBlock(extra: """
+                  tls: { listen: "127.0.0.1:\(tlsPort)", cert: "\(pki.path("server.pem"))", key: "\(pki.path("server.key"))", client_ca: "\(pki.path("ca.pem"))" }
+                """) + "\n" + """
+                collections:
+                  - id: api
+                    upstream: { url: "\(cluster.upstreamURL)" }
+                    routes: [ { path_prefix: /api, strip_prefix: true } ]
+                clients:
+                  - id: acme
+                    collections: [api]
+                    profiles:
+                      - id: acme-cert
+                        auth: { type: mtls, subject: { cn: acme-mobile, ou: partner-cert } }
+                      - id: acme-fp
+                        auth: { type: mtls, fingerprint_sha256: "\(fingerprint)" }
+                      - id: acme-open
+                        auth: { type: none }
+                """
+        }
+        defer { cluster.stop() }
+
+        let ok = try #require(try Self.request(port: tlsPort, pki: pki, certificate: "client", profile: "acme-cert"))
+        #expect(ok.hasPrefix("HTTP/1.1 200"), "\(ok)")
+        #expect(ok.contains("Strict-Transport-Security: max-age=31536000"))
+        let byFingerprint = try #require(try Self.request(port: tlsPort, pki: pki, certificate: "client", profile: "acme-fp"))
+        #expect(byFingerprint.hasPrefix("HTTP/1.1 200"), "\(byFingerprint)")
+        // No certificate: the handshake succeeds (other profiles share the
+        // port) and the mtls profile answers 401; a none profile is fine.
+        let none = try #require(try Self.request(port: tlsPort, pki: pki, certificate: nil, profile: "acme-cert"))
+        #expect(none.hasPrefix("HTTP/1.1 401"), "\(none)")
+        #expect(none.contains("Strict-Transport-Security"))
+        let open = try #require(try Self.request(port: tlsPort, pki: pki, certificate: nil, profile: "acme-open"))
+        #expect(open.hasPrefix("HTTP/1.1 200"))
+        // A valid certificate of another client: 403.
+        let other = try #require(try Self.request(port: tlsPort, pki: pki, certificate: "other", profile: "acme-cert"))
+        #expect(other.hasPrefix("HTTP/1.1 403"), "\(other)")
+        // Another CA's certificate and an expired one fail the handshake:
+        // they never reach a worker.
+        #expect(try Self.request(port: tlsPort, pki: pki, certificate: "rogue", profile: "acme-cert") == nil)
+        #expect(try Self.request(port: tlsPort, pki: pki, certificate: "expired", profile: "acme-cert") == nil)
+        // The plain listener carries no HSTS.
+        let plain = try cluster.send("GET", "/api/x", headers: [("X-Client-ID", "acme"), ("X-Profile-ID", "acme-open")])
+        #expect(plain.status == 200 && plain.header("Strict-Transport-Security") == nil)
+        // Still up and serving after the refused handshakes.
+        #expect(try Self.request(port: tlsPort, pki: pki, certificate: "client", profile: "acme-cert")?.hasPrefix("HTTP/1.1 200") == true)
+    }
+}
