@@ -1,5 +1,12 @@
 import Foundation
+import Shared
 import Testing
+
+@testable import Router
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Native mtls: the router terminates TLS on `server.tls.listen` and
 /// verifies client certificates itself. Certificates are made by the test
@@ -160,5 +167,45 @@ struct NativeTLSTests {
         #expect(plain.status == 200 && plain.header("Strict-Transport-Security") == nil)
         // Still up and serving after the refused handshakes.
         #expect(try Self.request(port: tlsPort, pki: pki, certificate: "client", profile: "acme-cert")?.hasPrefix("HTTP/1.1 200") == true)
+    }
+}
+
+/// The router's HTTPS client for OIDC discovery and JWKS, against a real
+/// TLS server (`openssl s_server -WWW` serving files): the path every
+/// production issuer takes, since only loopback may use plain HTTP.
+@Suite("OIDC key fetches over HTTPS (real TLS server)", .serialized)
+struct HTTPSFetchTests {
+    @Test func fetchesOverVerifiedTLSAndRefusesWhatDoesNotVerify() throws {
+        let pki = try NativeTLSTests.PKI()
+        defer { try? FileManager.default.removeItem(at: pki.directory) }
+        let jwks = "{\"keys\":[]}"
+        try jwks.write(toFile: pki.path("jwks.json"), atomically: true, encoding: .utf8)
+        let port = Ports.free()
+        let server = try ChildProcess(
+            "/usr/bin/openssl", ["s_server", "-WWW", "-accept", "127.0.0.1:\(port)", "-cert", "server.pem", "-key", "server.key", "-quiet"],
+            directory: pki.directory, name: "s_server")
+        defer { server.stop() }
+        try waitUntil(10, "s_server to listen") { (try? HTTPClient(port: port)) != nil }
+
+        // Trusting our CA (SSL_CERT_FILE is read when the fetcher's
+        // context is made), the certificate's IP SAN matches.
+        setenv("SSL_CERT_FILE", pki.path("ca.pem"), 1)
+        let trusting = try HTTPFetcher()
+        unsetenv("SSL_CERT_FILE")
+        let document = try trusting.get(try #require(FetchURL("https://127.0.0.1:\(port)/jwks.json")), timeoutMs: 3000)
+        #expect(document.status == 200)
+        #expect(String(decoding: document.body, as: UTF8.self).contains(jwks))
+
+        // The same server under a name its certificate does not carry.
+        let misnamed = #expect(throws: FetchError.self) { try trusting.get(FetchURL("https://localhost:\(port)/jwks.json")!, timeoutMs: 3000) }
+        #expect(misnamed?.description.contains("hostname mismatch") == true, "\(String(describing: misnamed))")
+        // Without our CA the chain does not verify.
+        setenv("SSL_CERT_FILE", pki.path("rogue-ca.pem"), 1)
+        let distrusting = try HTTPFetcher()
+        unsetenv("SSL_CERT_FILE")
+        let untrusted = #expect(throws: FetchError.self) { try distrusting.get(FetchURL("https://127.0.0.1:\(port)/jwks.json")!, timeoutMs: 3000) }
+        #expect(untrusted?.description.contains("unable to get local issuer certificate") == true, "\(String(describing: untrusted))")
+        // Nothing listening: a clear error within the timeout, not a hang.
+        #expect(throws: FetchError.self) { try trusting.get(FetchURL("https://127.0.0.1:\(Ports.free())/jwks.json")!, timeoutMs: 1000) }
     }
 }
