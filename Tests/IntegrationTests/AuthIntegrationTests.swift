@@ -100,6 +100,22 @@ struct AuthIntegrationTests {
         }
         let missing = try Self.call(setup.cluster, "acme-jwt")
         #expect(missing.status == 401 && missing.json?["error"] as? String == "unauthorized")
+
+        // A token minted by `portcullis jwt sign` (secret on stdin) passes.
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Binaries.path("portcullis"))
+        process.arguments = ["jwt", "sign", "--sub", "acme", "--ttl", "120", "--claim", "tenant_id=t-1"]
+        let input = Pipe()
+        let output = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        try process.run()
+        input.fileHandleForWriting.write(Data(Self.secret.utf8))
+        try input.fileHandleForWriting.close()
+        let minted = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0)
+        #expect(try Self.call(setup.cluster, "acme-jwt", bearer: minted).status == 200)
     }
 
     @Test func oidcTokensRotationAndIdPOutage() throws {

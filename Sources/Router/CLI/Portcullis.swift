@@ -12,7 +12,7 @@ struct Portcullis: ParsableCommand {
             Run `portcullis --config FILE` to serve (the `serve` subcommand is the default).
             Config format: see README.md and demo/portcullis.yaml.
             """,
-        subcommands: [Serve.self, TokenCommand.self, SecretCommand.self],
+        subcommands: [Serve.self, TokenCommand.self, SecretCommand.self, JWTCommand.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -22,9 +22,12 @@ struct Serve: ParsableCommand {
         commandName: "serve",
         abstract: "Run the gateway (router and workers) on a YAML config file.",
         discussion: """
-            Client traffic on server.listen, /healthz /readyz /metrics on server.admin_listen.
-            SIGHUP or editing the file reloads it; SIGTERM drains and stops.
-            Environment: ENCRYPTION_KEY (for enc:v1 secrets), PORTCULLIS_WORKER_BIN, PORTCULLIS_LOG_LEVEL.
+            Client traffic on server.listen (and HTTPS on server.tls.listen), /healthz /readyz
+            /metrics on server.admin_listen. SIGHUP or editing the file reloads it; SIGTERM
+            drains and stops.
+            Environment: ENCRYPTION_KEY (for enc:v1 secrets), REDIS_URL (shared quotas),
+            SSL_CERT_FILE (CA bundle for fetching OIDC keys over HTTPS; default: the system's),
+            PORTCULLIS_INSTANCE_ID, PORTCULLIS_WORKER_BIN, PORTCULLIS_LOG_LEVEL.
             """
     )
 
@@ -108,6 +111,55 @@ struct SecretCommand: ParsableCommand {
 
         func run() throws {
             print(Hex.encode(try Crypto.randomBytes(32)))
+        }
+    }
+}
+
+struct JWTCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jwt",
+        abstract: "Mint HS256/384/512 tokens to try a jwt profile.",
+        subcommands: [Sign.self]
+    )
+
+    struct Sign: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sign a token with the secret read from standard input (never from argv, which others can see).",
+            discussion: "echo -n \"$SECRET\" | portcullis jwt sign --sub acme-mobile --ttl 300 --claim tenant_id=t-42")
+
+        @Option(help: "The sub claim (a jwt profile matches it to X-Client-ID).")
+        var sub: String
+
+        @Option(help: "Seconds until exp.")
+        var ttl: Int = 300
+
+        @Option(help: "HS256, HS384 or HS512.")
+        var alg: String = "HS256"
+
+        @Option(parsing: .singleValue, help: "Extra string claim as name=value; repeatable.")
+        var claim: [String] = []
+
+        func validate() throws {
+            guard let algorithm = JWSAlgorithm(rawValue: self.alg), algorithm.isHMAC else { throw ValidationError("--alg must be HS256, HS384 or HS512") }
+            guard self.ttl > 0 else { throw ValidationError("--ttl must be positive") }
+            for entry in self.claim where !entry.contains("=") { throw ValidationError("--claim takes name=value, got \(entry)") }
+        }
+
+        func run() throws {
+            guard let secret = readLine(strippingNewline: true), !secret.isEmpty else {
+                throw ValidationError("pipe the profile's secret on standard input")
+            }
+            let now = Int(Date().timeIntervalSince1970)
+            var members = ["\"sub\":\(JSON.quoted(self.sub))", "\"iat\":\(now)", "\"exp\":\(now + self.ttl)"]
+            for entry in self.claim {
+                let parts = entry.split(separator: "=", maxSplits: 1)
+                members.append("\(JSON.quoted(String(parts[0]))):\(JSON.quoted(parts.count > 1 ? String(parts[1]) : ""))")
+            }
+            let algorithm = JWSAlgorithm(rawValue: self.alg) ?? .hs256
+            print(
+                JWSMinter.hmac(
+                    algorithm, secret: secret, headerJSON: "{\"alg\":\"\(algorithm.rawValue)\",\"typ\":\"JWT\"}",
+                    claimsJSON: "{" + members.joined(separator: ",") + "}"))
         }
     }
 }

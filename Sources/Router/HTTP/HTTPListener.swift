@@ -7,7 +7,7 @@ import Shared
 /// `ClientConnectionHandler`, bound to the LoopContext of the event loop it
 /// landed on: the gateway's own HTTP/1.1 codec, not NIOHTTP1's handler
 /// chain, which on this path cost three times as much CPU per request
-/// (measured: 38 µs vs 13 µs for a trivial response; see bench/README.md).
+/// (measured: 38 µs vs 13 µs for a trivial response; bench/run compares the whole path).
 enum HTTPListener {
     static func bind(
         group: any EventLoopGroup, address: HostPort, loops: LoopRegistry, quiesce: ServerQuiescingHelper
