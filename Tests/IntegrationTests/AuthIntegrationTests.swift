@@ -83,8 +83,18 @@ struct AuthIntegrationTests {
         #expect(ok.echoed("Authorization").isEmpty)
         #expect(ok.echoed("X-Consumer-Profile-ID") == ["acme-jwt"])
 
+        // Within the 30 s leeway either side: accepted.
+        #expect(try Self.call(setup.cluster, "acme-jwt", bearer: Self.hs(good.merging(["exp": now - 10]) { $1 })).status == 200)
+        #expect(try Self.call(setup.cluster, "acme-jwt", bearer: Self.hs(good.merging(["nbf": now + 10]) { $1 })).status == 200)
+        let claimsJSON = String(decoding: try JSONSerialization.data(withJSONObject: good, options: [.sortedKeys]), as: UTF8.self)
+        let unsigned = Base64.encodeURL(Array("{\"alg\":\"none\",\"typ\":\"JWT\"}".utf8)) + "." + Base64.encodeURL(Array(claimsJSON.utf8)) + "."
+        let hs512 = JWSMinter.hmac(.hs512, secret: Self.secret, headerJSON: "{\"alg\":\"HS512\",\"typ\":\"JWT\"}", claimsJSON: claimsJSON)
         let cases: [(String, String, String)] = [
             ("expired beyond leeway", Self.hs(good.merging(["exp": now - 60]) { $1 }), "invalid_token"),
+            ("not yet valid", Self.hs(good.merging(["nbf": now + 120]) { $1 }), "invalid_token"),
+            ("issued in the future", Self.hs(good.merging(["iat": now + 120, "exp": now + 900]) { $1 }), "invalid_token"),
+            ("alg none", unsigned, "invalid_token"),
+            ("HS512 where only HS256 is allowed", hs512, "invalid_token"),
             ("wrong secret", Self.hs(good, secret: "not-the-secret"), "invalid_token"),
             ("wrong sub", Self.hs(good.merging(["sub": "globex"]) { $1 }), "invalid_token"),
             ("missing tenant_id", Self.hs(good.filter { $0.key != "tenant_id" }), "invalid_token"),
@@ -127,8 +137,20 @@ struct AuthIntegrationTests {
         let fetchesAtStart = issuer.fetches
         #expect(fetchesAtStart == 1, "one JWKS fetch per instance, not per worker: \(fetchesAtStart)")
 
-        // Wrong audience, another issuer, alg none: 401 and no refetch.
+        // Wrong audience, another issuer, key confusion, key-bringing
+        // headers, an expired token: 401 and no refetch.
         #expect(try Self.call(cluster, "acme-sso", bearer: try issuer.token(setup.first, audience: "other")).status == 401)
+        let idClaims = "{\"iss\":\"\(issuer.issuer)\",\"aud\":\"portcullis\",\"sub\":\"u\",\"exp\":\(Int(Date().timeIntervalSince1970) + 300)}"
+        let confused = JWSMinter.hmac(
+            .hs256, secret: setup.first.key.publicJWK(kid: "k1", alg: .rs256), headerJSON: "{\"alg\":\"HS256\",\"kid\":\"k1\"}", claimsJSON: idClaims)
+        let jku = try JWSMinter.token(headerJSON: "{\"alg\":\"RS256\",\"kid\":\"k1\",\"jku\":\"http://127.0.0.1:1/keys\"}", claimsJSON: idClaims) {
+            try setup.first.key.sign(.rs256, message: $0)
+        }
+        let expired = try issuer.token(setup.first, claims: ["exp": Int(Date().timeIntervalSince1970) - 120])
+        for (name, token) in [("key confusion", confused), ("jku header", jku), ("expired", expired), ("garbage", "x.y.z")] {
+            let response = try Self.call(cluster, "acme-sso", bearer: token)
+            #expect(response.status == 401 && response.json?["error"] as? String == "invalid_token", "\(name): \(response.status)")
+        }
         let foreign = try issuer.token(setup.first, claims: ["iss": "https://other-idp.example.com"])
         let wrongIssuer = try Self.call(cluster, "acme-sso", bearer: foreign)
         #expect(wrongIssuer.status == 401 && wrongIssuer.json?["error"] as? String == "invalid_token")
