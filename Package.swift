@@ -23,6 +23,9 @@ let package = Package(
         .executable(name: "portcullis", targets: ["Router"]),
         .executable(name: "portcullis-worker", targets: ["Worker"]),
         .executable(name: "portcullis-demo-upstream", targets: ["DemoUpstream"]),
+        // For the fuzz harnesses in fuzz/ (a separate package built with
+        // -sanitize=fuzzer,address), not for outside use.
+        .library(name: "PortcullisShared", targets: ["Shared"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),

@@ -1,33 +1,32 @@
-import Shared
-
 /// A JWS in compact serialization (RFC 7515 §7.1), parsed strictly and not
 /// yet verified: exactly three base64url segments without padding, a
 /// header and a payload that are JSON objects, a known algorithm, no
 /// header that would make us fetch or trust a key the token brings along.
-struct CompactJWS {
+/// Lives in Shared so the fuzz harnesses (fuzz/) can reach it.
+public struct CompactJWS: Sendable {
     /// Tokens longer than this are refused before any decoding (SPEC: 8 KiB).
-    static let maxBytes = 8192
+    public static let maxBytes = 8192
 
-    let algorithm: JWSAlgorithm
-    let header: [String: JSONValue]
-    let claims: [String: JSONValue]
+    public let algorithm: JWSAlgorithm
+    public let header: [String: JSONValue]
+    public let claims: [String: JSONValue]
     /// `header.payload`: the bytes the signature covers.
-    let signingInput: [UInt8]
-    let signature: [UInt8]
+    public let signingInput: [UInt8]
+    public let signature: [UInt8]
 
-    var kid: String? { self.header["kid"]?.string }
+    public var kid: String? { self.header["kid"]?.string }
 
     /// Header parameters that point at or carry keys. Honouring them would
     /// let the token choose its own verification key, so their presence
     /// alone rejects the token (`jku`/`x5u` are never fetched).
-    static let forbiddenHeaders = ["jku", "x5u", "jwk", "x5c"]
+    public static let forbiddenHeaders = ["jku", "x5u", "jwk", "x5c"]
 
-    static func parse(_ token: Substring) -> Result<CompactJWS, GatewayError> {
+    public static func parse(_ token: Substring) -> Result<CompactJWS, GatewayError> {
         var copy = token
         return copy.withUTF8 { bytes in self.parse(bytes) }
     }
 
-    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<CompactJWS, GatewayError> {
+    public static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<CompactJWS, GatewayError> {
         guard bytes.count <= self.maxBytes else {
             return .failure(AuthFailure.invalid(.tokenTooLarge, "token exceeds \(self.maxBytes) bytes"))
         }
@@ -72,20 +71,20 @@ struct CompactJWS {
 
 /// The 401s and 403s of check 6, built in one place so every auth type
 /// words them alike.
-enum AuthFailure {
-    static func missing(_ what: String) -> GatewayError {
+public enum AuthFailure {
+    public static func missing(_ what: String) -> GatewayError {
         GatewayError(401, .unauthorized, .missingCredential, what)
     }
 
-    static func malformed(_ why: String) -> GatewayError {
+    public static func malformed(_ why: String) -> GatewayError {
         GatewayError(401, .invalidToken, .tokenMalformed, "token is malformed: \(why)")
     }
 
-    static func invalid(_ reason: ReasonCode, _ message: String) -> GatewayError {
+    public static func invalid(_ reason: ReasonCode, _ message: String) -> GatewayError {
         GatewayError(401, .invalidToken, reason, message)
     }
 
-    static func forbidden(_ reason: ReasonCode, _ message: String) -> GatewayError {
+    public static func forbidden(_ reason: ReasonCode, _ message: String) -> GatewayError {
         GatewayError(403, .forbidden, reason, message)
     }
 }
