@@ -27,12 +27,11 @@ import hashlib
 import hmac
 import json
 import os
-import shutil
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import Bench, common_arguments, free_port, http_status, wait_http  # noqa: E402
+from run import Bench, bench_main, free_port, http_status, wait_http  # noqa: E402
 
 SECRET = "bench-hs256-shared-secret-0123456789"
 
@@ -103,31 +102,14 @@ backend upstream
     profiles:
       - id: {c}-jwt
         auth: {{ type: jwt, secret: "$BENCH_JWT_SECRET" }}""" for c, _ in self.clients)
-        config = self.write("portcullis-jwt.yaml", f"""
-server:
-  listen: "127.0.0.1:{self.ports['portcullis-jwt']}"
-  admin_listen: "127.0.0.1:{self.ports['admin']}"
-  decision_log: "off"
-collections:
-  - id: bench
-    upstream: {{ url: "http://127.0.0.1:{self.ports['upstream']}" }}
-    routes: [ {{ path_prefix: / }} ]
-policies:
-  - id: roomy
-    rate_limits: [ {{ limit: 1000000, per: second }} ]
-clients:
-{clients}
-""")
-        argv = [os.path.join(self.args.bin, "portcullis"), "serve", "--config", config]
-        if self.args.workers:
-            argv += ["--workers", str(self.args.workers)]
-        return self.start("portcullis-jwt", argv, env=dict(os.environ, BENCH_JWT_SECRET=SECRET))
+        config = self.portcullis_config("portcullis-jwt", clients)
+        return self.start_portcullis("portcullis-jwt", config, env=dict(os.environ, BENCH_JWT_SECRET=SECRET))
 
     def run(self):
         self.targets = {}
         self.start_upstream()
         self.targets["haproxy-jwt"] = self.haproxy()
-        self.targets["portcullis-jwt"] = self.portcullis_jwt()
+        self.portcullis_jwt()
         wait_http(self.ports["upstream"])
         wait_http(self.ports["haproxy-jwt"])
         wait_http(self.ports["admin"], "/readyz")
@@ -138,20 +120,7 @@ clients:
             time.sleep(0.05)
         self.check_same_job()
         script = self.lua()
-        names = ["upstream", "haproxy-jwt", "portcullis-jwt"]
-        for name in names:
-            self.run_wrk(name, self.args.warmup, script)
-        results = {n: [] for n in names}
-        for rnd in range(self.args.rounds):
-            order = names[rnd % len(names):] + names[:rnd % len(names)]
-            for name in order:
-                r = self.run_wrk(name, self.args.duration, script)
-                results[name].append(r)
-                print(f"round {rnd + 1} {name:14s} {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms  "
-                      f"p99 {r['p99_us'] / 1000:6.2f} ms  {r['cpu_us_per_req']:6.1f} CPU us/req  "
-                      f"errors {r['errors']} non-2xx {r['non2xx']}", flush=True)
-        with open(self.path("results.json"), "w") as f:
-            json.dump(results, f, indent=2)
+        results = self.interleave(["upstream", "haproxy-jwt", "portcullis-jwt"], script)
         results["portcullis"] = results.pop("portcullis-jwt")
         self.table(results)
 
@@ -178,16 +147,7 @@ clients:
 
 
 def main():
-    parser = common_arguments(__doc__, rounds=3)
-    args = parser.parse_args()
-    for tool in ["nginx", "haproxy", "wrk"]:
-        if not shutil.which(tool):
-            sys.exit(f"{tool} not found: run scripts/setup --bench")
-    bench = JwtBench(args)
-    try:
-        bench.run()
-    finally:
-        bench.stop()
+    bench_main(JwtBench, __doc__, 3, ["nginx", "haproxy", "wrk"])
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Loopback only; every run is bounded by its duration or request count.
 """
 import http.client
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import Bench, common_arguments, free_port, wait_http, http_status  # noqa: E402
+from run import Bench, bench_main, free_port, wait_http, http_status  # noqa: E402
 
 
 class QuotaBench(Bench):
@@ -69,10 +68,7 @@ clients:
         env.pop("REDIS_URL", None)
         if redis:
             env["REDIS_URL"] = f"redis://127.0.0.1:{self.redis_port}/0"
-        argv = [os.path.join(self.args.bin, "portcullis"), "serve", "--config", config]
-        if self.args.workers:
-            argv += ["--workers", str(self.args.workers)]
-        self.targets[name] = self.start(name, argv, env=env)
+        self.start_portcullis(name, config, env=env)
         wait_http(port)
         deadline = time.time() + 30
         while http_status(admin, "/readyz", {}) != 200:
@@ -184,17 +180,9 @@ clients:
 
 
 def main():
-    parser = common_arguments(__doc__, rounds=4)
-    parser.add_argument("--quota", type=int, default=500, help="the overshoot test's quota (default 500)")
-    args = parser.parse_args()
-    for tool in ["nginx", "wrk", "redis-server", "redis-cli"]:
-        if not shutil.which(tool):
-            sys.exit(f"{tool} not found: run scripts/setup --bench")
-    bench = QuotaBench(args)
-    try:
-        bench.run()
-    finally:
-        bench.stop()
+    def quota_option(parser):
+        parser.add_argument("--quota", type=int, default=500, help="the overshoot test's quota (default 500)")
+    bench_main(QuotaBench, __doc__, 4, ["nginx", "wrk", "redis-server", "redis-cli"], quota_option)
 
 
 if __name__ == "__main__":

@@ -192,26 +192,7 @@ http {{
       proxy_set_header X-Request-ID $request_id;
       proxy_pass http://backend; }} }}""", "auto")
 
-        clients_yaml = self.clients_yaml()
-        config = self.write("portcullis.yaml", f"""
-server:
-  listen: "127.0.0.1:{self.ports['portcullis']}"
-  admin_listen: "127.0.0.1:{self.ports['admin']}"
-  decision_log: "off"
-collections:
-  - id: bench
-    upstream: {{ url: "http://127.0.0.1:{up}" }}
-    routes: [ {{ path_prefix: / }} ]
-policies:
-  - id: roomy
-    rate_limits: [ {{ limit: 1000000, per: second }} ]
-clients:
-{clients_yaml}
-""")
-        argv = [os.path.join(self.args.bin, "portcullis"), "serve", "--config", config]
-        if self.args.workers:
-            argv += ["--workers", str(self.args.workers)]
-        self.targets["portcullis"] = self.start("portcullis", argv)
+        self.start_portcullis("portcullis", self.portcullis_config("portcullis", self.clients_yaml()))
 
         wait_http(up)
         for name in ["nginx-proxy", "nginx-keyauth", "portcullis"]:
@@ -222,6 +203,50 @@ clients:
             if time.time() > deadline:
                 raise RuntimeError("portcullis did not become ready")
             time.sleep(0.05)
+
+    def portcullis_config(self, name, clients_yaml):
+        """The Portcullis config of the comparisons: one collection in front
+        of the shared upstream, the never-hit policy `roomy`, these clients."""
+        return self.write(f"{name}.yaml", f"""
+server:
+  listen: "127.0.0.1:{self.ports[name]}"
+  admin_listen: "127.0.0.1:{self.ports['admin']}"
+  decision_log: "off"
+collections:
+  - id: bench
+    upstream: {{ url: "http://127.0.0.1:{self.ports['upstream']}" }}
+    routes: [ {{ path_prefix: / }} ]
+policies:
+  - id: roomy
+    rate_limits: [ {{ limit: 1000000, per: second }} ]
+clients:
+{clients_yaml}
+""")
+
+    def start_portcullis(self, name, config, env=None):
+        argv = [os.path.join(self.args.bin, "portcullis"), "serve", "--config", config]
+        if self.args.workers:
+            argv += ["--workers", str(self.args.workers)]
+        self.targets[name] = self.start(name, argv, env=env)
+        return self.targets[name]
+
+    def interleave(self, names, script):
+        """Warm-up, then `rounds` rounds over `names` with the order rotated
+        each round; prints every run, saves results.json, returns the runs."""
+        for name in names:
+            self.run_wrk(name, self.args.warmup, script)
+        results = {n: [] for n in names}
+        for rnd in range(self.args.rounds):
+            order = names[rnd % len(names):] + names[:rnd % len(names)]
+            for name in order:
+                r = self.run_wrk(name, self.args.duration, script)
+                results[name].append(r)
+                print(f"round {rnd + 1} {name:14s} {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms  "
+                      f"p99 {r['p99_us'] / 1000:6.2f} ms  {r['cpu_us_per_req']:6.1f} CPU us/req  "
+                      f"errors {r['errors']} non-2xx {r['non2xx']}", flush=True)
+        with open(self.path("results.json"), "w") as f:
+            json.dump(results, f, indent=2)
+        return results
 
     def check_same_job(self):
         """Each auth target must accept a good token and refuse a bad one."""
@@ -277,21 +302,7 @@ end
         self.setup_targets()
         self.check_same_job()
         script = self.lua()
-        names = ["upstream", "nginx-proxy", "nginx-keyauth", "portcullis"]
-        for name in names:
-            self.run_wrk(name, self.args.warmup, script)
-        results = {n: [] for n in names}
-        for rnd in range(self.args.rounds):
-            order = names[rnd % len(names):] + names[:rnd % len(names)]
-            for name in order:
-                r = self.run_wrk(name, self.args.duration, script)
-                results[name].append(r)
-                print(f"round {rnd + 1} {name:14s} {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms  "
-                      f"p99 {r['p99_us'] / 1000:6.2f} ms  {r['cpu_us_per_req']:6.1f} CPU us/req  "
-                      f"errors {r['errors']} non-2xx {r['non2xx']}", flush=True)
-        with open(self.path("results.json"), "w") as f:
-            json.dump(results, f, indent=2)
-        self.table(results)
+        self.table(self.interleave(["upstream", "nginx-proxy", "nginx-keyauth", "portcullis"], script))
 
     def table(self, results):
         med = {n: {k: statistics.median(r[k] for r in rs) for k in ["rps", "p50_us", "p99_us", "cpu_us_per_req"]}
@@ -339,17 +350,24 @@ def common_arguments(doc, rounds):
     return parser
 
 
-def main():
-    parser = common_arguments(__doc__, rounds=3)
+def bench_main(bench_class, doc, rounds, tools, add_arguments=None):
+    """Parses the common options, checks the tools, runs and always stops."""
+    parser = common_arguments(doc, rounds)
+    if add_arguments:
+        add_arguments(parser)
     args = parser.parse_args()
-    for tool in ["nginx", "wrk"]:
+    for tool in tools:
         if not shutil.which(tool):
             sys.exit(f"{tool} not found: run scripts/setup --bench")
-    bench = Bench(args)
+    bench = bench_class(args)
     try:
         bench.run()
     finally:
         bench.stop()
+
+
+def main():
+    bench_main(Bench, __doc__, 3, ["nginx", "wrk"])
 
 
 if __name__ == "__main__":

@@ -191,7 +191,7 @@ final class Gateway: @unchecked Sendable {
         let listener = try HTTPListener.bind(group: self.group, address: config.listen, loops: self.loops, quiesce: quiesce)
         var tlsListener: (any Channel)? = nil
         if let tls = server.tls, let address = HostPort(tls.listen), let tlsContext {
-            tlsListener = try TLSListener.bind(group: self.group, address: address, context: tlsContext, loops: self.loops, quiesce: quiesce)
+            tlsListener = try HTTPListener.bind(group: self.group, address: address, loops: self.loops, quiesce: quiesce, tls: tlsContext)
         }
         let admin = try AdminServer.bind(group: self.group, address: config.adminListen) { [self] in self.adminStatus() }
         self.logger.info(

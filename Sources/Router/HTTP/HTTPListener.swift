@@ -1,6 +1,7 @@
 import NIOCore
 import NIOExtras
 import NIOPosix
+import NIOSSL
 import Shared
 
 /// The client-traffic listener. Each accepted connection gets one handler,
@@ -9,8 +10,11 @@ import Shared
 /// chain, which on this path cost three times as much CPU per request
 /// (measured: 38 µs vs 13 µs for a trivial response; bench/run compares the whole path).
 enum HTTPListener {
+    /// With `tls`, each connection gets a NIOSSL server handler in front
+    /// (the `server.tls` listener, see `TLSListener`).
     static func bind(
-        group: any EventLoopGroup, address: HostPort, loops: LoopRegistry, quiesce: ServerQuiescingHelper
+        group: any EventLoopGroup, address: HostPort, loops: LoopRegistry, quiesce: ServerQuiescingHelper,
+        tls: NIOSSLContext? = nil
     ) throws -> any Channel {
         try ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -24,15 +28,13 @@ enum HTTPListener {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try configure(channel, loop: loops.context(for: channel.eventLoop))
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
+                    try channel.pipeline.syncOperations.addHandler(
+                        ClientConnectionHandler(loop: loops.context(for: channel.eventLoop), tls: tls != nil))
                 }
             }
             .bind(host: address.host, port: address.port)
             .wait()
-    }
-
-    private static func configure(_ channel: any Channel, loop: LoopContext) throws {
-        try channel.pipeline.syncOperations.addHandler(ClientConnectionHandler(loop: loop))
     }
 }
 

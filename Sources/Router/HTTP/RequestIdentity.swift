@@ -100,7 +100,7 @@ enum ForwardedClientCert {
         var quoted = false
         var escaped = false
         func endPair() {
-            let name = key.trimmingCharacters(in: " ").lowercased()
+            let name = key.trimmingASCIIWhitespace().lowercased()
             if !name.isEmpty { current[name] = value }
             key = ""
             value = ""
@@ -135,12 +135,5 @@ enum ForwardedClientCert {
         endPair()
         if !current.isEmpty { elements.append(current) }
         return elements
-    }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        let chars = Set(set)
-        return String(self.drop(while: { chars.contains($0) }).reversed().drop(while: { chars.contains($0) }).reversed())
     }
 }

@@ -1,12 +1,11 @@
 import Foundation
 import NIOCore
-import NIOExtras
-import NIOPosix
 import NIOSSL
 import Shared
 
 /// The optional TLS listener (`server.tls`, SPEC §9): TLS 1.2+, the same
-/// HTTP handling as the plain listener behind a NIOSSL server handler.
+/// HTTP handling as the plain listener (`HTTPListener.bind(tls:)`) behind
+/// a NIOSSL server handler.
 /// With `client_ca` the handshake asks for a client certificate without
 /// requiring one (other profiles use the same port); a certificate that is
 /// presented must verify against the CA, or the handshake fails, so an
@@ -50,30 +49,6 @@ enum TLSListener {
         } catch {
             throw SetupError(description: "server.tls: \(error) (does the key match the certificate?)")
         }
-    }
-
-    static func bind(
-        group: any EventLoopGroup, address: HostPort, context sslContext: NIOSSLContext, loops: LoopRegistry,
-        quiesce: ServerQuiescingHelper
-    ) throws -> any Channel {
-        try ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1024)
-            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .serverChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
-                }
-            }
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: sslContext))
-                    try channel.pipeline.syncOperations.addHandler(
-                        ClientConnectionHandler(loop: loops.context(for: channel.eventLoop), tls: true))
-                }
-            }
-            .bind(host: address.host, port: address.port)
-            .wait()
     }
 
     /// The verified client certificate of a completed handshake, as the

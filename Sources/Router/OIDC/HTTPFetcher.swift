@@ -199,7 +199,7 @@ final class HTTPFetcher: @unchecked Sendable {
         var headers: [(String, String)] = []
         for line in lines.dropFirst() {
             guard let colon = line.firstIndex(of: ":") else { throw FetchError("malformed header line") }
-            headers.append((String(line[..<colon]), String(line[line.index(after: colon)...]).trimmingCharacters(in: " \t")))
+            headers.append((String(line[..<colon]), String(line[line.index(after: colon)...].trimmingASCIIWhitespace())))
         }
         let document = FetchedDocument(status: status, headers: headers, body: [])
         var body = Array(raw[headEnd.upperBound...])
@@ -219,7 +219,7 @@ final class HTTPFetcher: @unchecked Sendable {
         while true {
             guard let lineEnd = input[index...].firstRange(of: [13, 10]) else { throw FetchError("truncated chunked body") }
             let sizeText = String(decoding: input[index..<lineEnd.lowerBound], as: UTF8.self).split(separator: ";").first ?? ""
-            guard let size = Int(sizeText.trimmingCharacters(in: " "), radix: 16), size >= 0 else { throw FetchError("bad chunk size") }
+            guard let size = Int(sizeText.trimmingASCIIWhitespace(), radix: 16), size >= 0 else { throw FetchError("bad chunk size") }
             index = lineEnd.upperBound
             if size == 0 { return out }
             guard index + size + 2 <= input.count else { throw FetchError("truncated chunked body") }
@@ -233,15 +233,4 @@ final class HTTPFetcher: @unchecked Sendable {
         clock_gettime(CLOCK_MONOTONIC, &now)
         return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
-}
-
-extension String {
-    fileprivate func trimmingCharacters(in set: String) -> String {
-        let chars = Set(set)
-        return String(self.drop(while: { chars.contains($0) }).reversed().drop(while: { chars.contains($0) }).reversed())
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingCharacters(in set: String) -> String { String(self).trimmingCharacters(in: set) }
 }

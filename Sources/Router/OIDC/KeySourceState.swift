@@ -101,20 +101,13 @@ struct KeySourceState: Sendable {
         guard let cacheControl else { return nil }
         var result: Int64? = nil
         for directive in cacheControl.lowercased().split(separator: ",") {
-            let trimmed = directive.trimmingPrefix(" ").split(separator: "=", maxSplits: 1)
-            guard let name = trimmed.first?.trimmingSuffixSpaces() else { continue }
+            let trimmed = directive.split(separator: "=", maxSplits: 1).map { $0.trimmingASCIIWhitespace() }
+            guard let name = trimmed.first else { continue }
             if name == "no-store" || name == "no-cache" { return 0 }
-            if name == "max-age", trimmed.count == 2, let value = Int64(trimmed[1].trimmingSuffixSpaces()), value >= 0 {
+            if name == "max-age", trimmed.count == 2, let value = Int64(trimmed[1]), value >= 0 {
                 result = value
             }
         }
         return result
-    }
-}
-
-extension Substring {
-    fileprivate func trimmingPrefix(_ character: Character) -> Substring { self.drop(while: { $0 == character }) }
-    fileprivate func trimmingSuffixSpaces() -> String {
-        String(self.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
     }
 }

@@ -67,7 +67,8 @@ public struct IPRangeSet: Sendable, Equatable {
 }
 
 extension StringProtocol {
-    func trimmingASCIIWhitespace() -> Substring {
+    /// Without leading and trailing spaces and tabs (HTTP's OWS).
+    public func trimmingASCIIWhitespace() -> Substring {
         var slice = Substring(self)
         while let first = slice.first, first == " " || first == "\t" { slice = slice.dropFirst() }
         while let last = slice.last, last == " " || last == "\t" { slice = slice.dropLast() }

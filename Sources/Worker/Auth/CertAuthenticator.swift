@@ -43,7 +43,7 @@ struct DistinguishedName {
         while !bytes.isEmpty {
             // type
             guard let equals = bytes.firstIndex(of: UInt8(ascii: "=")) else { return nil }
-            let type = String(decoding: bytes[bytes.startIndex..<equals], as: UTF8.self).trimmingSpaces().uppercased()
+            let type = String(decoding: bytes[bytes.startIndex..<equals], as: UTF8.self).trimmingASCIIWhitespace().uppercased()
             guard !type.isEmpty else { return nil }
             bytes = bytes[(equals + 1)...]
             // value, up to an unescaped , or +
@@ -85,11 +85,5 @@ struct DistinguishedName {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
         default: return nil
         }
-    }
-}
-
-extension String {
-    fileprivate func trimmingSpaces() -> String {
-        String(self.drop(while: { $0 == " " }).reversed().drop(while: { $0 == " " }).reversed())
     }
 }
