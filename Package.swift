@@ -8,7 +8,7 @@ import PackageDescription
 // Yams for the YAML config, ArgumentParser for the CLI, swift-log for logs.
 // Crypto is OpenSSL's libcrypto through CCrypto, not swift-crypto; Redis
 // is hiredis through CHiredis; the router's TLS client (OIDC key fetches)
-// is OpenSSL's libssl through CTLS.
+// is OpenSSL's libssl through CTLS; MongoDB is libmongoc through CMongoc.
 // Release builds of our own targets skip the runtime exclusivity checks
 // (`swift_beginAccess` and its thread-local access set were ~4% of the
 // router's CPU under load). Debug builds, which the tests use, keep them.
@@ -54,6 +54,11 @@ let package = Package(
             providers: [.apt(["libhiredis-dev"])]
         ),
         .systemLibrary(
+            name: "CMongoc",
+            pkgConfig: "libmongoc-1.0",
+            providers: [.apt(["libmongoc-dev"])]
+        ),
+        .systemLibrary(
             name: "CTLS",
             pkgConfig: "libssl",
             providers: [.apt(["libssl-dev"])]
@@ -93,6 +98,7 @@ let package = Package(
                 "Shared",
                 "CProcessSpawn",
                 "CTLS",
+                "CMongoc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -101,6 +107,7 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: hotPathSettings
         ),

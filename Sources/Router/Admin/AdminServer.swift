@@ -15,6 +15,8 @@ struct AdminStatus: Sendable {
     /// Every OIDC key source: when its keys were last fetched, and why the
     /// last attempt failed, if it did.
     var oidc: [KeySetService.SourceStatus] = []
+    /// MongoDB, when the model lives there.
+    var store: MongoConfigSource.Status? = nil
 
     /// "local" without Redis; otherwise "up" only when every worker's last
     /// sync succeeded, "down" when any failed, "connecting" before the first.
@@ -55,7 +57,12 @@ struct AdminStatus: Sendable {
         let oidc = self.oidc.map { source in
             "{\"source\":\(JSON.quoted(source.source)),\"issuer\":\(JSON.quoted(source.issuer)),\"version\":\(source.version),\"last_success_unix_ms\":\(source.lastSuccessUnixMs),\"last_error\":\(JSON.quoted(source.lastError))}"
         }
-        return "{\"ready\":\(self.isReady),\"draining\":\(self.draining),\"config_version\":\(self.configVersion),\"loaded_version\":\(self.loadedVersion),\"quota_sync\":\"\(self.quotaSync)\",\"quota_unsynced\":\(self.quotaUnsynced),\"redis\":\(redis),\"oidc\":[\(oidc.joined(separator: ","))],\"workers\":[\(workers.joined(separator: ","))]}"
+        var store = "null"
+        if let s = self.store {
+            store =
+                "{\"kind\":\"mongodb\",\"uri\":\(JSON.quoted(s.uri)),\"connected\":\(s.connected),\"mode\":\"\(s.mode.rawValue)\",\"origin\":\(JSON.quoted(s.origin)),\"last_change_unix_ms\":\(s.lastChangeUnixMs),\"skipped_documents\":\(s.skipped),\"last_error\":\(JSON.quoted(s.lastError))}"
+        }
+        return "{\"ready\":\(self.isReady),\"config_loaded\":\(self.configLoaded),\"config_store\":\(store),\"draining\":\(self.draining),\"config_version\":\(self.configVersion),\"loaded_version\":\(self.loadedVersion),\"quota_sync\":\"\(self.quotaSync)\",\"quota_unsynced\":\(self.quotaUnsynced),\"redis\":\(redis),\"oidc\":[\(oidc.joined(separator: ","))],\"workers\":[\(workers.joined(separator: ","))]}"
     }
 
     func prometheusText() -> String {
@@ -78,6 +85,14 @@ struct AdminStatus: Sendable {
                 out += "portcullis_oidc_keys_fetch_failing{source=\(JSON.quoted(source.source))} \(source.lastError.isEmpty ? 0 : 1)\n"
             }
         }
+        if let store = self.store {
+            out += "# HELP portcullis_config_store_up Whether MongoDB answered the last config read.\n# TYPE portcullis_config_store_up gauge\n"
+            out += "portcullis_config_store_up \(store.connected ? 1 : 0)\n"
+            out += "# HELP portcullis_config_from_snapshot Whether the model in force came from the local snapshot rather than MongoDB.\n# TYPE portcullis_config_from_snapshot gauge\n"
+            out += "portcullis_config_from_snapshot \(store.origin == "snapshot" ? 1 : 0)\n"
+            out += "# HELP portcullis_config_skipped_documents Stored documents that failed validation and are not in force.\n# TYPE portcullis_config_skipped_documents gauge\n"
+            out += "portcullis_config_skipped_documents \(store.skipped)\n"
+        }
         guard self.redis != nil else { return out }
         out += "# HELP portcullis_quota_redis_up Whether the worker's last quota sync with Redis succeeded.\n# TYPE portcullis_quota_redis_up gauge\n"
         for worker in self.workers {
@@ -97,15 +112,26 @@ struct AdminStatus: Sendable {
     }
 }
 
-/// `/healthz`, `/readyz` and `/metrics` on the admin port.
+/// `/healthz`, `/readyz`, `/metrics` and the management API (`/api/v1`)
+/// on the admin port.
 enum AdminServer {
-    static func bind(group: any EventLoopGroup, address: HostPort, status: @escaping @Sendable () -> AdminStatus) throws -> any Channel {
+    struct Settings: Sendable {
+        var api: ManagementAPI?
+        var pool: NIOThreadPool?
+        /// `CORS_ALLOW_ORIGINS`: exact origins, or `*`.
+        var corsOrigins: [String] = []
+        var maxBodyBytes = 1 << 20
+    }
+
+    static func bind(
+        group: any EventLoopGroup, address: HostPort, settings: Settings = Settings(), status: @escaping @Sendable () -> AdminStatus
+    ) throws -> any Channel {
         try ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(status: status))
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(status: status, settings: settings))
                 }
             }
             .bind(host: address.host, port: address.port)
@@ -118,16 +144,29 @@ final class AdminHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let status: @Sendable () -> AdminStatus
+    private let settings: AdminServer.Settings
     private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var tooLarge = false
+    private let ids = RequestIDGenerator()
 
-    init(status: @escaping @Sendable () -> AdminStatus) {
+    init(status: @escaping @Sendable () -> AdminStatus, settings: AdminServer.Settings) {
         self.status = status
+        self.settings = settings
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch Self.unwrapInboundIn(data) {
-        case .head(let head): self.head = head
-        case .body: break
+        case .head(let head):
+            self.head = head
+            self.body = []
+            self.tooLarge = false
+        case .body(var chunk):
+            if self.body.count + chunk.readableBytes > self.settings.maxBodyBytes {
+                self.tooLarge = true
+            } else if let bytes = chunk.readBytes(length: chunk.readableBytes) {
+                self.body += bytes
+            }
         case .end:
             guard let head = self.head else { return }
             self.head = nil
@@ -136,7 +175,60 @@ final class AdminHandler: ChannelInboundHandler {
     }
 
     private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? head.uri
+        let parts = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
+        let path = parts.first.map(String.init) ?? head.uri
+        let requestID = head.headers.first(name: "X-Request-ID").flatMap { RequestIDGenerator.isAcceptable($0) ? $0 : nil } ?? self.ids.next()
+        var extra: [(String, String)] = [("X-Request-ID", requestID)]
+        if let origin = head.headers.first(name: "Origin"), let allowed = self.allowedOrigin(origin) {
+            extra.append(("Access-Control-Allow-Origin", allowed))
+            extra.append(("Vary", "Origin"))
+            if head.method == .OPTIONS {
+                extra.append(("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE"))
+                extra.append(("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Request-ID"))
+                extra.append(("Access-Control-Max-Age", "600"))
+                self.write(head: head, code: .noContent, type: nil, body: nil, extra: extra, context: context)
+                return
+            }
+        }
+        if path.hasPrefix("/api/") {
+            guard let api = self.settings.api, let pool = self.settings.pool else {
+                self.write(head: head, code: .notFound, type: "application/json", body: "{\"error\":\"not_found\",\"message\":\"the management API is not running\"}", extra: extra, context: context)
+                return
+            }
+            if self.tooLarge {
+                self.write(head: head, code: .payloadTooLarge, type: "application/json", body: "{\"error\":\"payload_too_large\",\"message\":\"the body exceeds \(self.settings.maxBodyBytes) bytes\",\"request_id\":\(JSON.quoted(requestID))}", extra: extra, context: context)
+                return
+            }
+            var query: [String: String] = [:]
+            if parts.count > 1 {
+                for pair in parts[1].split(separator: "&") {
+                    let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                    let key = String(kv[0]).removingPercentEncoding ?? String(kv[0])
+                    let value = kv.count > 1 ? (String(kv[1]).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? String(kv[1])) : ""
+                    query[key] = value
+                }
+            }
+            let request = ManagementAPI.Request(
+                method: head.method.rawValue, path: path, query: query, authorization: head.headers.first(name: "Authorization"),
+                userAgent: head.headers.first(name: "User-Agent") ?? "", requestID: requestID,
+                sourceIP: context.channel.remoteAddress?.ipAddress ?? "", body: self.body)
+            self.body = []
+            let loop = context.eventLoop
+            let headers = extra
+            let bound = NIOLoopBound((self, context), eventLoop: loop)
+            pool.runIfActive(eventLoop: loop) { api.handle(request) }.whenComplete { result in
+                let (handler, context) = bound.value
+                switch result {
+                case .success(let response):
+                    handler.write(
+                        head: head, code: HTTPResponseStatus(statusCode: response.status), type: response.body == nil ? nil : "application/json",
+                        body: response.body, extra: headers, context: context)
+                case .failure:
+                    handler.write(head: head, code: .serviceUnavailable, type: "application/json", body: "{\"error\":\"unavailable\",\"message\":\"shutting down\"}", extra: headers, context: context)
+                }
+            }
+            return
+        }
         let (code, type, body): (HTTPResponseStatus, String, String)
         switch (head.method, path) {
         case (.GET, "/healthz"):
@@ -149,15 +241,29 @@ final class AdminHandler: ChannelInboundHandler {
         default:
             (code, type, body) = (.notFound, "application/json", "{\"error\":\"not_found\",\"message\":\"no such admin endpoint\"}")
         }
+        self.write(head: head, code: code, type: type, body: body, extra: extra, context: context)
+    }
+
+    private func allowedOrigin(_ origin: String) -> String? {
+        if self.settings.corsOrigins.contains("*") { return "*" }
+        return self.settings.corsOrigins.contains(origin) ? origin : nil
+    }
+
+    private func write(
+        head: HTTPRequestHead, code: HTTPResponseStatus, type: String?, body: String?, extra: [(String, String)], context: ChannelHandlerContext
+    ) {
         var headers = HTTPHeaders()
-        headers.add(name: "Content-Type", value: type)
-        headers.add(name: "Content-Length", value: String(body.utf8.count))
+        if let type { headers.add(name: "Content-Type", value: type) }
+        headers.add(name: "Content-Length", value: String(body?.utf8.count ?? 0))
         headers.add(name: "Cache-Control", value: "no-store")
+        for (name, value) in extra { headers.add(name: name, value: value) }
         if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
-        var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
-        buffer.writeString(body)
         context.write(Self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: code, headers: headers))), promise: nil)
-        context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        if let body {
+            var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
+            buffer.writeString(body)
+            context.write(Self.wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+        }
         let keepAlive = head.isKeepAlive
         context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in
             if !keepAlive { context.close(promise: nil) }

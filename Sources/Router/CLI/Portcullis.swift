@@ -12,7 +12,7 @@ struct Portcullis: ParsableCommand {
             Run `portcullis --config FILE` to serve (the `serve` subcommand is the default).
             Config format: see README.md and demo/portcullis.yaml.
             """,
-        subcommands: [Serve.self, TokenCommand.self, SecretCommand.self, JWTCommand.self],
+        subcommands: [Serve.self, ConfigCommand.self, ClientCommand.self, ProfileCommand.self, PolicyCommand.self, TokenCommand.self, SecretCommand.self, JWTCommand.self],
         defaultSubcommand: Serve.self
     )
 }
@@ -88,7 +88,7 @@ struct SecretCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "secret",
         abstract: "Encrypt secrets for the config under ENCRYPTION_KEY.",
-        subcommands: [Encrypt.self, GenerateKey.self]
+        subcommands: [Encrypt.self, GenerateKey.self, RotateKey.self]
     )
 
     struct Encrypt: ParsableCommand {
@@ -111,6 +111,73 @@ struct SecretCommand: ParsableCommand {
 
         func run() throws {
             print(Hex.encode(try Crypto.randomBytes(32)))
+        }
+    }
+}
+
+extension SecretCommand {
+    struct RotateKey: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rotate-key",
+            abstract: "Re-encrypt every stored enc:v1 secret from one ENCRYPTION_KEY to another.",
+            discussion: """
+                Works on a YAML file (--config; rewritten atomically, comments kept) or on MongoDB (--mongodb-uri or
+                $MONGODB_URI; every credential and client document holding a secret). Pass keys as $VARIABLE names so
+                they stay off the process list: --from '$OLD_KEY' --to '$NEW_KEY'.
+                Without downtime: run the gateways with ENCRYPTION_KEY=NEW and ENCRYPTION_KEY_PREVIOUS=OLD, rotate,
+                then drop ENCRYPTION_KEY_PREVIOUS. Values already under NEW are skipped, so a rerun is safe.
+                """)
+
+        @Option(help: "The current key (hex or base64), or $VARIABLE holding it.") var from: String
+        @Option(help: "The new key (hex or base64), or $VARIABLE holding it.") var to: String
+        @Option(help: "A YAML config file to rewrite.") var config: String?
+        @OptionGroup var store: ConfigCommand.Store
+
+        func run() throws {
+            let old = try Self.key(self.from, "--from")
+            let new = try Self.key(self.to, "--to")
+            if let path = self.config {
+                let outcome = try SecretRotation.rotate(String(contentsOfFile: path, encoding: .utf8), from: old, to: new)
+                if outcome.rotated > 0 { try AtomicFile.write(outcome.text, to: path, mode: 0o600) }
+                print("\(path): \(outcome.rotated) secrets re-encrypted under \(new.kid), \(outcome.alreadyRotated) already were")
+                return
+            }
+            let store = try self.store.open()
+            var rotated = 0, already = 0, documents = 0
+            for raw in try store.loadAll() where raw.json.contains(SecretValue.prefix) {
+                let outcome = try SecretRotation.rotate(raw.json, from: old, to: new)
+                already += outcome.alreadyRotated
+                guard outcome.rotated > 0 else { continue }
+                let document: ConfigDocument
+                do {
+                    document = try ConfigDocument.decode(raw.kind, json: Data(outcome.text.utf8))
+                } catch {
+                    throw CLIError("\(raw.kind.rawValue)/\(raw.id) does not decode: \(error)")
+                }
+                do {
+                    try store.write(document, mode: .replace)
+                } catch {
+                    throw CLIError("\(raw.kind.rawValue)/\(raw.id): \(error) (rerun to finish; values already rotated are skipped)")
+                }
+                rotated += outcome.rotated
+                documents += 1
+            }
+            print("\(store.displayURI): \(rotated) secrets in \(documents) documents re-encrypted under \(new.kid), \(already) already were")
+        }
+
+        static func key(_ given: String, _ option: String) throws -> EncryptionKey {
+            var text = given
+            if given.hasPrefix("$") {
+                guard let value = ProcessInfo.processInfo.environment[String(given.dropFirst())], !value.isEmpty else {
+                    throw ValidationError("\(option): environment variable \(given.dropFirst()) is not set")
+                }
+                text = value
+            }
+            do {
+                return try EncryptionKey(parsing: text)
+            } catch {
+                throw ValidationError("\(option): must be 32 bytes as 64 hex digits or base64")
+            }
         }
     }
 }

@@ -22,13 +22,17 @@ final class Gateway: @unchecked Sendable {
     private let options: Options
     private let logger: Logger
     private let environment: [String: String]
-    private let state: NIOLockedValueBox<(config: ValidatedConfig, version: UInt64, draining: Bool)>
+    private let state: NIOLockedValueBox<(config: ValidatedConfig, version: UInt64, draining: Bool, loaded: Bool)>
     private var group: MultiThreadedEventLoopGroup!
     private var loops: LoopRegistry!
     private var supervisor: WorkerSupervisor!
     private var keySets: KeySetService!
     private var decisionLog: DecisionLog!
     private var watcher: ConfigWatcher?
+    /// Set when the model lives in MongoDB (`MONGODB_URI`/`server.mongodb_uri`).
+    private var mongo: MongoConfigSource?
+    private(set) var management: ManagementAPI!
+    private var apiPool: NIOThreadPool?
     private let quiesceLock = NIOLock()
     /// Where quotas are shared, and the URL text as configured (the workers
     /// parse it again; only the router reports errors about it).
@@ -41,7 +45,7 @@ final class Gateway: @unchecked Sendable {
         self.redis = redis
         self.logger = logger
         self.environment = ProcessInfo.processInfo.environment
-        self.state = NIOLockedValueBox((config, 1, false))
+        self.state = NIOLockedValueBox((config, 1, false, true))
     }
 
     /// Runs until drained; returns the process exit status.
@@ -61,7 +65,23 @@ final class Gateway: @unchecked Sendable {
             FileHandle.standardError.write(Data("portcullis: \(error)\n".utf8))
             return 2
         }
+        let mongoURI: String?
+        do {
+            mongoURI = try Self.setting(
+                "MONGODB_URI", "server.mongodb_uri", config.model.server.mongodbURI, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("portcullis: \(error)\n".utf8))
+            return 2
+        }
         let gateway = Gateway(options: options, config: config, redis: redis, logger: logger)
+        if let mongoURI {
+            do {
+                try gateway.useMongo(uri: mongoURI)
+            } catch {
+                FileHandle.standardError.write(Data("portcullis: MONGODB_URI: \(error)\n".utf8))
+                return 2
+            }
+        }
         defer { gateway.removeStateDirectory() }
         do {
             return try gateway.serve()
@@ -69,6 +89,50 @@ final class Gateway: @unchecked Sendable {
             logger.critical("cannot start: \(error)")
             return 1
         }
+    }
+
+    /// The model comes from MongoDB: from it now, else from the snapshot
+    /// on disk, else none yet (unready until MongoDB answers).
+    private func useMongo(uri: String) throws {
+        let server = self.state.withLockedValue { $0.config.model.server }
+        let store = try MongoConfigStore(uri: uri)
+        let snapshotPath = self.resolve(server.snapshotPath ?? "portcullis-snapshot.json")
+        let source = MongoConfigSource(
+            store: store, server: server, environment: self.environment, snapshotPath: snapshotPath, logger: self.logger
+        ) { [weak self] config, reason in
+            self?.apply(config, reason: reason)
+        }
+        if !self.state.withLockedValue({ $0.config.model.clients.isEmpty && $0.config.model.policies.isEmpty && $0.config.model.collections.isEmpty }) {
+            self.logger.warning("MongoDB holds the model; the clients, policies, collections and credentials of the file are not used")
+        }
+        self.logger.info("config store", metadata: ["mongodb": "\(store.displayURI)", "snapshot": "\(snapshotPath)"])
+        if let initial = source.initialConfig() {
+            self.state.withLockedValue { $0.config = initial }
+        } else {
+            // Serve nothing until MongoDB answers: every request is refused
+            // by the empty model and /readyz says 503.
+            let empty = GatewayConfig(server: server)
+            if let validated = try? ConfigLoader.validate(empty, environment: self.environment) {
+                self.state.withLockedValue {
+                    $0.config = validated
+                    $0.loaded = false
+                }
+            }
+        }
+        self.mongo = source
+    }
+
+    /// An environment variable wins over the config field, which may itself
+    /// name a `$VARIABLE`; nil when neither is set.
+    static func setting(_ variable: String, _ field: String, _ configured: String?, environment: [String: String]) throws -> String? {
+        if let value = environment[variable], !value.isEmpty { return value }
+        guard let configured, !configured.isEmpty else { return nil }
+        guard configured.hasPrefix("$") else { return configured }
+        let name = String(configured.dropFirst())
+        guard let value = environment[name], !value.isEmpty else {
+            throw GatewayStartError(message: "\(field): environment variable \(name) is not set")
+        }
+        return value
     }
 
     /// `REDIS_URL` wins over `server.redis_url` (which may name a
@@ -173,10 +237,21 @@ final class Gateway: @unchecked Sendable {
         self.logger.info(
             "quotas", metadata: ["mode": "\(self.redis.map { "shared via \($0.endpoint)" } ?? "local to this instance")", "instance": "\(instance)"])
         let supervisor = self.supervisor!
+        // The management API's bearer tokens are verified here in the
+        // router, with keys from the same fetcher as the workers' oidc keys.
+        let refresh = NIOLockedValueBox<(@Sendable (String) -> Void)?>(nil)
+        let adminAuth = config.model.server.admin.map { admin in
+            AdminAuthenticator(config: admin) { source in refresh.withLockedValue { $0 }?(source) }
+        }
         self.keySets = try KeySetService(
             loop: self.group.next(), logger: self.logger,
-            publish: { supervisor.publish(keySet: $0) }, forget: { supervisor.forget(keySources: $0) })
+            publish: { message in
+                supervisor.publish(keySet: message)
+                adminAuth?.accept(message)
+            },
+            forget: { supervisor.forget(keySources: $0) })
         let keySets = self.keySets!
+        refresh.withLockedValue { $0 = { keySets.refreshRequested($0) } }
         supervisor.onKeyRefresh = { keySets.refreshRequested($0) }
         self.keySets.update(config.model)
         self.keySets.start()
@@ -193,7 +268,14 @@ final class Gateway: @unchecked Sendable {
         if let tls = server.tls, let address = HostPort(tls.listen), let tlsContext {
             tlsListener = try HTTPListener.bind(group: self.group, address: address, loops: self.loops, quiesce: quiesce, tls: tlsContext)
         }
-        let admin = try AdminServer.bind(group: self.group, address: config.adminListen) { [self] in self.adminStatus() }
+        let apiPool = NIOThreadPool(numberOfThreads: 2)
+        apiPool.start()
+        self.apiPool = apiPool
+        self.management = self.makeManagementAPI(authenticator: adminAuth)
+        let settings = AdminServer.Settings(
+            api: self.management, pool: apiPool,
+            corsOrigins: (self.environment["CORS_ALLOW_ORIGINS"] ?? "").split(separator: ",").map { String($0.trimmingASCIIWhitespace()) }.filter { !$0.isEmpty })
+        let admin = try AdminServer.bind(group: self.group, address: config.adminListen, settings: settings) { [self] in self.adminStatus() }
         self.logger.info(
             "portcullis listening",
             metadata: [
@@ -203,9 +285,13 @@ final class Gateway: @unchecked Sendable {
                 "workers": "\(workerCount)", "router_threads": "\(threads)",
             ])
 
-        let watcher = ConfigWatcher(path: self.options.configPath) { [self] reason in self.reload(reason: reason) }
-        watcher.start()
-        self.watcher = watcher
+        if let mongo = self.mongo {
+            mongo.start()
+        } else {
+            let watcher = ConfigWatcher(path: self.options.configPath) { [self] reason in self.reload(reason: reason) }
+            watcher.start()
+            self.watcher = watcher
+        }
 
         // Drain on SIGTERM/SIGINT.
         let done = DispatchSemaphore(value: 0)
@@ -234,6 +320,7 @@ final class Gateway: @unchecked Sendable {
         guard first else { return }
         self.logger.info("draining", metadata: ["signal": "\(sig)"])
         self.watcher?.stop()
+        self.mongo?.stop()
         let drained = self.group.next().makePromise(of: Void.self)
         quiesce.initiateShutdown(promise: drained)
         if !Self.wait(for: drained.futureResult, seconds: Int(self.options.drainTimeoutSeconds)) {
@@ -243,6 +330,7 @@ final class Gateway: @unchecked Sendable {
         self.supervisor.stop()
         _ = Self.wait(for: self.supervisor.stopped, seconds: 6)
         self.keySets.stop()
+        try? self.apiPool?.syncShutdownGracefully()
         try? admin.close().wait()
         self.decisionLog.close()
         self.logger.info("stopped")
@@ -269,9 +357,22 @@ final class Gateway: @unchecked Sendable {
             self.logger.error("config rejected; keeping version \(current.version)", metadata: ["reason": "\(reason)", "error": "\(error)"])
             return
         }
-        if next.model == current.config.model && next.credentials == current.config.credentials {
-            return
+        self.apply(next, reason: reason)
+    }
+
+    /// Puts `next` in force on every event loop and worker (only workers
+    /// whose share of the model changed receive a snapshot).
+    private func apply(_ next: ValidatedConfig, reason: String) {
+        let (current, version) = self.state.withLockedValue { state -> ((config: ValidatedConfig, version: UInt64, draining: Bool, loaded: Bool), UInt64?) in
+            let current = state
+            guard !state.draining else { return (current, nil) }
+            guard !state.loaded || next.model != state.config.model || next.credentials != state.config.credentials else { return (current, nil) }
+            state.config = next
+            state.version += 1
+            state.loaded = true
+            return (current, state.version)
         }
+        guard let version else { return }
         for (field, old, new) in [
             ("server.listen", current.config.model.server.listen, next.model.server.listen),
             ("server.admin_listen", current.config.model.server.adminListen, next.model.server.adminListen),
@@ -280,11 +381,6 @@ final class Gateway: @unchecked Sendable {
             ("server.limits.max_header_bytes", "\(current.config.model.server.limits.maxHeaderBytes)", "\(next.model.server.limits.maxHeaderBytes)"),
         ] where old != new {
             self.logger.warning("\(field) changed; it takes effect on restart", metadata: ["from": "\(old)", "to": "\(new)"])
-        }
-        let version = current.version + 1
-        self.state.withLockedValue { state in
-            state.config = next
-            state.version = version
         }
         let snapshot = RouterSnapshot(version: version, config: next)
         self.loops.forEach { $0.snapshot = snapshot }
@@ -295,17 +391,39 @@ final class Gateway: @unchecked Sendable {
 
     private func partition(_ model: GatewayConfig, version: UInt64, workerCount: Int) -> [ConfigSnapshotMessage] {
         let ring = ShardRing(count: workerCount)
-        return WorkerSnapshot.partition(model, version: version, workerCount: workerCount, owner: ring.worker(for:)).map { snapshot in
+        // The JSON carries version 0 (the frame carries the real one), so
+        // equal shares encode equally and the supervisor can tell which
+        // workers' shares changed.
+        return WorkerSnapshot.partition(model, version: 0, workerCount: workerCount, owner: ring.worker(for:)).map { snapshot in
             // Encoding our own Codable values cannot fail; an empty model is the safe fallback.
             ConfigSnapshotMessage(version: version, modelJSON: (try? snapshot.encoded()) ?? [])
         }
     }
 
     private func adminStatus() -> AdminStatus {
-        let (version, draining) = self.state.withLockedValue { ($0.version, $0.draining) }
+        let (version, draining, loaded) = self.state.withLockedValue { ($0.version, $0.draining, $0.loaded) }
         return AdminStatus(
-            configLoaded: true, loadedVersion: version, draining: draining, workers: self.supervisor.status(),
-            redis: self.redis?.endpoint.description, oidc: self.keySets.status())
+            configLoaded: loaded, loadedVersion: version, draining: draining, workers: self.supervisor.status(),
+            redis: self.redis?.endpoint.description, oidc: self.keySets.status(), store: self.mongo?.status())
+    }
+
+    /// The management API writes where the model lives: MongoDB, or the
+    /// YAML file (rewritten whole, then reloaded) with a JSONL audit log
+    /// beside it.
+    private func makeManagementAPI(authenticator: AdminAuthenticator?) -> ManagementAPI {
+        let backend: ManagementAPI.Backend
+        if let mongo = self.mongo {
+            backend = .mongo(mongo.store, mongo)
+        } else {
+            let auditPath = self.resolve("portcullis-audit.jsonl")
+            backend = .file(path: self.options.configPath, audit: FileAuditLog(path: auditPath)) { [weak self] in
+                self?.reload(reason: "management API")
+            }
+        }
+        return ManagementAPI(backend: backend, authenticator: authenticator, environment: self.environment, logger: self.logger) {
+            [weak self] in
+            self?.state.withLockedValue { $0.config.model } ?? GatewayConfig(server: ServerConfig())
+        }
     }
 
     /// Paths in the config are relative to the config file (SPEC §9).

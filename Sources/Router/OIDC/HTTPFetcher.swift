@@ -44,15 +44,29 @@ final class HTTPFetcher: @unchecked Sendable {
     deinit { SSL_CTX_free(self.tls) }
 
     func get(_ url: FetchURL, timeoutMs: Int) throws(FetchError) -> FetchedDocument {
+        try self.request("GET", url, timeoutMs: timeoutMs)
+    }
+
+    /// One request on a fresh connection (the CLI's calls to the management
+    /// API use this too). Header values must not hold CR or LF.
+    func request(
+        _ method: String, _ url: FetchURL, headers: [(String, String)] = [], body: [UInt8]? = nil, timeoutMs: Int
+    ) throws(FetchError) -> FetchedDocument {
+        for (name, value) in headers where (name + value).contains(where: { $0 == "\r" || $0 == "\n" }) {
+            throw FetchError("header \(name) holds a line break")
+        }
         let deadline = Self.nowMs() + Int64(timeoutMs)
         let fd = try Self.connect(host: url.host, port: url.port, deadline: deadline)
         defer { close(fd) }
-        let request = "GET \(url.target) HTTP/1.1\r\nHost: \(url.authority)\r\nAccept: application/json\r\nUser-Agent: portcullis\r\nConnection: close\r\n\r\n"
+        var head = "\(method) \(url.target) HTTP/1.1\r\nHost: \(url.authority)\r\nAccept: application/json\r\nUser-Agent: portcullis\r\nConnection: close\r\n"
+        for (name, value) in headers { head += "\(name): \(value)\r\n" }
+        if let body { head += "Content-Length: \(body.count)\r\n" }
+        let request = Array((head + "\r\n").utf8) + (body ?? [])
         let raw: [UInt8]
         if url.secure {
-            raw = try self.exchangeTLS(fd: fd, host: url.host, request: Array(request.utf8), deadline: deadline)
+            raw = try self.exchangeTLS(fd: fd, host: url.host, request: request, deadline: deadline)
         } else {
-            raw = try Self.exchangePlain(fd: fd, request: Array(request.utf8), deadline: deadline)
+            raw = try Self.exchangePlain(fd: fd, request: request, deadline: deadline)
         }
         return try Self.parse(raw)
     }

@@ -48,23 +48,28 @@ final class KeySetService: @unchecked Sendable {
 
     /// The sources of `model`'s oidc profiles: new ones are fetched now,
     /// gone ones forgotten, unchanged ones keep their keys and schedule.
+    /// The management API's issuer (`server.admin`) is one more source.
     func update(_ model: GatewayConfig) {
         var wanted: [String: KeySourceState] = [:]
+        func want(issuer: String, jwksURI: String?) {
+            let source = OIDCKeySource.id(issuer: issuer, jwksURI: jwksURI)
+            let location: KeySourceState.Location
+            if let uri = jwksURI, let url = FetchURL(uri) {
+                location = .jwks(url)
+            } else if let url = FetchURL.discovery(issuer: issuer) {
+                location = .discovery(url)
+            } else {
+                return  // the validator refused this config already
+            }
+            wanted[source] = KeySourceState(source: source, issuer: issuer, location: location)
+        }
         for client in model.clients {
             for profile in client.profiles where profile.auth.type == .oidc {
                 guard let issuer = profile.auth.issuer else { continue }
-                let source = OIDCKeySource.id(issuer: issuer, jwksURI: profile.auth.jwksURI)
-                let location: KeySourceState.Location
-                if let uri = profile.auth.jwksURI, let url = FetchURL(uri) {
-                    location = .jwks(url)
-                } else if let url = FetchURL.discovery(issuer: issuer) {
-                    location = .discovery(url)
-                } else {
-                    continue  // the validator refused this config already
-                }
-                wanted[source] = KeySourceState(source: source, issuer: issuer, location: location)
+                want(issuer: issuer, jwksURI: profile.auth.jwksURI)
             }
         }
+        if let admin = model.server.admin { want(issuer: admin.issuer, jwksURI: admin.jwksURI) }
         let removed = self.states.withLockedValue { states -> Set<String> in
             let gone = Set(states.keys).subtracting(wanted.keys)
             for source in gone { states.removeValue(forKey: source) }

@@ -98,13 +98,21 @@ final class WorkerSupervisor: @unchecked Sendable {
     }
 
     /// Puts a new config in force on every worker that is up; workers that
-    /// are starting get it with their first snapshot.
+    /// are starting get it with their first snapshot. A worker whose share
+    /// of the model did not change gets only the new version number (an
+    /// empty model), so one client's change reaches only its owner and the
+    /// other workers keep their verified-token caches.
     func push(snapshots: [ConfigSnapshotMessage]) {
-        let targets = self.state.withLockedValue { state -> [Int] in
+        let targets = self.state.withLockedValue { state -> [(Int, Bool)] in
+            let previous = state.snapshots
             state.snapshots = snapshots
-            return state.slots.indices.filter { state.slots[$0].state == .up }
+            return state.slots.indices.filter { state.slots[$0].state == .up }.map { slot in
+                let unchanged = previous.indices.contains(slot) && snapshots.indices.contains(slot)
+                    && previous[slot].modelJSON == snapshots[slot].modelJSON
+                return (slot, unchanged)
+            }
         }
-        for slot in targets { self.sendSnapshot(slot: slot) }
+        for (slot, unchanged) in targets { self.sendSnapshot(slot: slot, versionOnly: unchanged) }
     }
 
     /// Sends one source's keys to every worker that is up and keeps them
@@ -233,7 +241,7 @@ final class WorkerSupervisor: @unchecked Sendable {
         }
     }
 
-    private func sendSnapshot(slot: Int) {
+    private func sendSnapshot(slot: Int, versionOnly: Bool = false) {
         let (generation, snapshot, keySets) = self.state.withLockedValue { state in
             (
                 state.slots[slot].generation, state.snapshots.indices.contains(slot) ? state.snapshots[slot] : nil,
@@ -241,12 +249,15 @@ final class WorkerSupervisor: @unchecked Sendable {
             )
         }
         guard let snapshot else { return }
+        let message = versionOnly ? ConfigSnapshotMessage(version: snapshot.version, modelJSON: []) : snapshot
         let loop = self.loops[0]
         loop.eventLoop.execute {
             let link = loop.value.links[slot]
             guard link.generation == generation else { return }
-            for keySet in keySets { link.sendControl(Frame(id: 0, body: .keySet(keySet))) }
-            link.sendControl(Frame(id: 0, body: .config(snapshot)))
+            if !versionOnly {
+                for keySet in keySets { link.sendControl(Frame(id: 0, body: .keySet(keySet))) }
+            }
+            link.sendControl(Frame(id: 0, body: .config(message)))
         }
     }
 

@@ -96,7 +96,7 @@ public enum ConfigLoader {
         )
     }
 
-    static func describe(_ error: DecodingError) -> ConfigError {
+    public static func describe(_ error: DecodingError) -> ConfigError {
         switch error {
         case .typeMismatch(let type, let context):
             return ConfigError(configPath(context.codingPath), "expected \(typeName(type))")

@@ -101,6 +101,16 @@ struct ConfigValidator {
         if limits.headerTimeoutMs <= 0 { self.fail("server.limits.header_timeout_ms", "must be positive") }
         if limits.idleTimeoutMs <= 0 { self.fail("server.limits.idle_timeout_ms", "must be positive") }
         if server.decisionLog.isEmpty { self.fail("server.decision_log", "must be a file path, stdout or \"off\"") }
+        if let admin = server.admin {
+            if FetchURL(admin.issuer) == nil || FetchURL.discovery(issuer: admin.issuer) == nil {
+                self.fail("server.admin.issuer", "must be an https:// URL (http:// only for loopback)")
+            }
+            if admin.audience.isEmpty { self.fail("server.admin.audience", "must not be empty") }
+            if admin.rolesClaim.isEmpty { self.fail("server.admin.roles_claim", "must not be empty") }
+            if let uri = admin.jwksURI, FetchURL(uri) == nil {
+                self.fail("server.admin.jwks_uri", "must be an https:// URL (http:// only for loopback)")
+            }
+        }
         if let tls = server.tls {
             if HostPort(tls.listen) == nil { self.fail("server.tls.listen", "must be host:port") }
             if tls.cert.isEmpty { self.fail("server.tls.cert", "must name a PEM certificate file") }

@@ -5,6 +5,9 @@
 public struct EncryptionKey: Sendable {
     public let bytes: [UInt8]
     public let kid: String
+    /// Keys still accepted for decryption while a rotation is under way
+    /// (`ENCRYPTION_KEY_PREVIOUS`): values are always sealed under `self`.
+    public var previous: [EncryptionKey] = []
 
     public init(parsing text: String) throws(SecretError) {
         let trimmed = String(text.trimmingASCIIWhitespace())
@@ -23,7 +26,17 @@ public struct EncryptionKey: Sendable {
     /// values need a key, and they fail with `missingKey` on their own.
     public static func fromEnvironment(_ environment: [String: String]) throws(SecretError) -> EncryptionKey? {
         guard let text = environment["ENCRYPTION_KEY"], !text.isEmpty else { return nil }
-        return try EncryptionKey(parsing: text)
+        var key = try EncryptionKey(parsing: text)
+        for item in (environment["ENCRYPTION_KEY_PREVIOUS"] ?? "").split(separator: ",") where !item.trimmingASCIIWhitespace().isEmpty {
+            key.previous.append(try EncryptionKey(parsing: String(item)))
+        }
+        return key
+    }
+
+    /// The key that sealed a value with id `kid`, if we hold it.
+    public func matching(kid: String) -> EncryptionKey? {
+        if kid == self.kid { return self }
+        return self.previous.first { $0.kid == kid }
     }
 }
 
@@ -39,7 +52,7 @@ public enum SecretError: Error, Equatable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .missingKey: return "value is encrypted (enc:v1) but ENCRYPTION_KEY is not set"
-        case .badKey: return "ENCRYPTION_KEY must be 32 bytes as 64 hex digits or base64"
+        case .badKey: return "ENCRYPTION_KEY (and each ENCRYPTION_KEY_PREVIOUS entry) must be 32 bytes as 64 hex digits or base64"
         case .missingVariable(let name): return "environment variable \(name) is not set"
         case .wrongKey(let valueKid, let keyKid):
             return "value was encrypted under key \(valueKid) but ENCRYPTION_KEY is \(keyKid)"
@@ -88,9 +101,9 @@ public enum SecretValue {
         guard parts.count == 2, parts[0].utf8.count == 8, let sealed = Base64.decode(String(parts[1])) else {
             throw SecretError.malformed
         }
-        guard let key else { throw SecretError.missingKey }
-        guard String(parts[0]).lowercased() == key.kid else {
-            throw SecretError.wrongKey(valueKid: String(parts[0]), keyKid: key.kid)
+        guard let primary = key else { throw SecretError.missingKey }
+        guard let key = primary.matching(kid: String(parts[0]).lowercased()) else {
+            throw SecretError.wrongKey(valueKid: String(parts[0]), keyKid: primary.kid)
         }
         let plaintext: [UInt8]
         do {

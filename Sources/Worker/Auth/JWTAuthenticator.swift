@@ -1,15 +1,5 @@
 import Shared
 
-/// What verifying a bearer JWT concluded.
-enum TokenVerdict {
-    case verified(ClaimChecks.Validity)
-    case failed(GatewayError)
-    /// The keys may be stale (unknown `kid`, or none yet) and a fetch is
-    /// allowed: the caller may wait for fresh keys and decide again. The
-    /// error is the answer if it cannot wait.
-    case keysNeeded(GatewayError)
-}
-
 /// A jwt profile, compiled: the HMAC secret (resolved from `enc:v1:` or
 /// `$ENV` when the snapshot was applied) and the claim rules of SPEC §9.
 struct JWTRules {

@@ -75,6 +75,8 @@ final class WorkerConnectionHandler: ChannelInboundHandler {
     }
 
     private func apply(_ message: ConfigSnapshotMessage) -> ConfigAck {
+        // No model: this worker's share did not change, only the version.
+        if message.modelJSON.isEmpty { return ConfigAck(version: message.version) }
         do {
             let snapshot = try WorkerSnapshot.decode(message.modelJSON)
             guard snapshot.workerIndex == self.engine.workerIndex else {

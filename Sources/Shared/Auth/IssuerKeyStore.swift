@@ -1,37 +1,37 @@
-import Shared
-
 /// Signing keys per JWKS source, as the router fetched and pushed them
 /// (one fetch per instance, not per worker). A source is the profile's
 /// `jwks_uri` or its issuer's discovery URL (`OIDCKeySource.id`).
-final class IssuerKeyStore {
-    struct Key {
-        let kid: String?
+public final class IssuerKeyStore {
+    public struct Key {
+        public let kid: String?
         /// The JWK's own `alg`, when it names one: the key is then used for
         /// that algorithm only (RFC 7517 §4.4).
-        let algorithm: JWSAlgorithm?
-        let key: AsymmetricKey
+        public let algorithm: JWSAlgorithm?
+        public let key: AsymmetricKey
     }
 
-    struct KeySet {
-        let version: UInt64
+    public struct KeySet {
+        public let version: UInt64
         /// When the router last tried to fetch (success or not), Unix s.
-        let attemptedUnixSeconds: Int64
-        let lastError: String
-        let keys: [Key]
+        public let attemptedUnixSeconds: Int64
+        public let lastError: String
+        public let keys: [Key]
         /// JWKs that could not be used, with why: logged once on arrival.
-        let skipped: [String]
+        public let skipped: [String]
     }
 
     /// A fetch may be asked for again this long after the last attempt:
     /// a flood of tokens with made-up `kid`s costs the IdP one request per
     /// 10 s per issuer, however many workers and instances see them.
-    static let refreshIntervalSeconds: Int64 = 10
+    public static let refreshIntervalSeconds: Int64 = 10
 
-    private(set) var sets: [String: KeySet] = [:]
+    public private(set) var sets: [String: KeySet] = [:]
+
+    public init() {}
 
     /// Replaces a source's keys; returns what was skipped for the log.
     @discardableResult
-    func apply(_ message: KeySetMessage) -> KeySet {
+    public func apply(_ message: KeySetMessage) -> KeySet {
         var keys: [Key] = []
         var skipped: [String] = []
         if !message.jwksJSON.isEmpty {
@@ -75,13 +75,13 @@ final class IssuerKeyStore {
     }
 
     /// Whether an unknown `kid` (or no keys at all) may trigger a fetch now.
-    func refreshAllowed(_ source: String, nowUnixSeconds: Int64) -> Bool {
+    public func refreshAllowed(_ source: String, nowUnixSeconds: Int64) -> Bool {
         guard let set = self.sets[source] else { return true }
         return nowUnixSeconds >= set.attemptedUnixSeconds + Self.refreshIntervalSeconds
     }
 
     /// Keys that may verify a token with this `alg` and `kid`.
-    func candidates(_ source: String, algorithm: JWSAlgorithm, kid: String?) -> [AsymmetricKey] {
+    public func candidates(_ source: String, algorithm: JWSAlgorithm, kid: String?) -> [AsymmetricKey] {
         guard let set = self.sets[source] else { return [] }
         return set.keys.compactMap { entry in
             if let kid, entry.kid != kid { return nil }
@@ -91,5 +91,5 @@ final class IssuerKeyStore {
         }
     }
 
-    func hasKeys(_ source: String) -> Bool { !(self.sets[source]?.keys.isEmpty ?? true) }
+    public func hasKeys(_ source: String) -> Bool { !(self.sets[source]?.keys.isEmpty ?? true) }
 }

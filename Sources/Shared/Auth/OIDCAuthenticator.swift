@@ -1,22 +1,44 @@
-import Shared
+/// What verifying a bearer JWT concluded.
+public enum TokenVerdict: Sendable {
+    case verified(ClaimChecks.Validity)
+    case failed(GatewayError)
+    /// The keys may be stale (unknown `kid`, or none yet) and a fetch is
+    /// allowed: the caller may wait for fresh keys and decide again. The
+    /// error is the answer if it cannot wait.
+    case keysNeeded(GatewayError)
+}
 
 /// An oidc profile, compiled (SPEC §9 keys).
-struct OIDCRules {
-    let issuer: String
-    let audience: String
-    let algorithms: Set<JWSAlgorithm>
-    let leeway: Int64
-    let requiredClaims: [(name: String, value: String)]
-    let rolesClaim: String
-    let requiredRoles: [String]
+public struct OIDCRules: Sendable {
+    public let issuer: String
+    public let audience: String
+    public let algorithms: Set<JWSAlgorithm>
+    public let leeway: Int64
+    public let requiredClaims: [(name: String, value: String)]
+    public let rolesClaim: String
+    public let requiredRoles: [String]
     /// Where the keys come from: `OIDCKeySource.id`.
-    let source: String
+    public let source: String
+
+    public init(
+        issuer: String, audience: String, algorithms: Set<JWSAlgorithm>, leeway: Int64, requiredClaims: [(name: String, value: String)],
+        rolesClaim: String, requiredRoles: [String], source: String
+    ) {
+        self.issuer = issuer
+        self.audience = audience
+        self.algorithms = algorithms
+        self.leeway = leeway
+        self.requiredClaims = requiredClaims
+        self.rolesClaim = rolesClaim
+        self.requiredRoles = requiredRoles
+        self.source = source
+    }
 }
 
 /// ID tokens signed by an external IdP (SPEC §3 `oidc`), verified with the
 /// issuer's JWKS keys that the router fetched.
-enum OIDCAuthenticator {
-    static func verify(_ token: Substring, rules: OIDCRules, keys: IssuerKeyStore, now: Int64) -> TokenVerdict {
+public enum OIDCAuthenticator {
+    public static func verify(_ token: Substring, rules: OIDCRules, keys: IssuerKeyStore, now: Int64) -> TokenVerdict {
         let jws: CompactJWS
         switch CompactJWS.parse(token) {
         case .success(let parsed): jws = parsed
@@ -68,7 +90,7 @@ enum OIDCAuthenticator {
     }
 
     /// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
-    static func audience(_ claim: JSONValue?, contains audience: String) -> Bool {
+    public static func audience(_ claim: JSONValue?, contains audience: String) -> Bool {
         switch claim {
         case .string(let value): return value == audience
         case .array(let values): return values.contains { $0.string == audience }
@@ -78,7 +100,7 @@ enum OIDCAuthenticator {
 
     /// Roles as an array of strings, or one space-separated string (the
     /// `scope` style some IdPs use).
-    static func roles(_ claim: JSONValue?) -> Set<String> {
+    public static func roles(_ claim: JSONValue?) -> Set<String> {
         switch claim {
         case .array(let values): return Set(values.compactMap(\.string))
         case .string(let value): return Set(value.split(separator: " ").map(String.init))

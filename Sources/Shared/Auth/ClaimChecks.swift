@@ -1,17 +1,20 @@
-import Shared
-
 /// Registered-claim checks shared by jwt and oidc (RFC 7519 §4.1), run only
 /// after the signature verified: an unauthenticated token learns nothing
 /// about which of its claims we disliked.
-enum ClaimChecks {
+public enum ClaimChecks {
     /// When a verified token may be accepted: [from, until) in Unix seconds,
     /// leeway included. The verified-token cache keeps this window.
-    struct Validity: Equatable {
-        let from: Int64
-        let until: Int64
+    public struct Validity: Equatable, Sendable {
+        public let from: Int64
+        public let until: Int64
+
+        public init(from: Int64, until: Int64) {
+            self.from = from
+            self.until = until
+        }
     }
 
-    static func times(
+    public static func times(
         _ claims: [String: JSONValue], now: Int64, leeway: Int64, maxTTL: Int64?
     ) -> Result<Validity, GatewayError> {
         guard let expClaim = claims["exp"] else { return .failure(AuthFailure.invalid(.missingClaim, "token has no exp claim")) }
@@ -43,7 +46,7 @@ enum ClaimChecks {
     }
 
     /// Every configured claim present with exactly the configured value.
-    static func required(_ claims: [String: JSONValue], _ required: [(name: String, value: String)]) -> GatewayError? {
+    public static func required(_ claims: [String: JSONValue], _ required: [(name: String, value: String)]) -> GatewayError? {
         for (name, value) in required {
             guard let claim = claims[name] else { return AuthFailure.invalid(.missingClaim, "token has no \(name) claim") }
             if !claim.matches(value) { return AuthFailure.invalid(.claimMismatch, "claim \(name) does not have the required value") }

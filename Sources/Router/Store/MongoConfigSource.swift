@@ -1,0 +1,367 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import Shared
+
+/// Keeps the model in force in step with MongoDB. A change is seen through
+/// a change stream per collection where the server offers them (a replica
+/// set); elsewhere (a standalone mongod) by polling the version counter
+/// every 250 ms. Either way only the changed documents are read again, and
+/// everything is read again every `resyncInterval` and after MongoDB comes
+/// back. MongoDB being away never stops serving: the last good model stays
+/// in force and is also kept on disk for restarts (SPEC §4).
+/// Runs on its own threads: libmongoc blocks.
+final class MongoConfigSource: @unchecked Sendable {
+    enum Mode: String, Sendable {
+        case connecting, changeStreams = "change_streams", polling
+    }
+
+    struct Status: Sendable {
+        let uri: String
+        let connected: Bool
+        let mode: Mode
+        /// Where the model in force came from: "mongodb" or "snapshot".
+        let origin: String
+        let lastError: String
+        let lastChangeUnixMs: Int64
+        let skipped: Int
+    }
+
+    static let pollInterval: TimeInterval = 0.25
+    static let resyncInterval: TimeInterval = 300
+    static let changeStreamAwaitMs = 500
+
+    let store: MongoConfigStore
+    private let server: ServerConfig
+    private let environment: [String: String]
+    private let snapshotPath: String
+    private let logger: Logger
+    private let publish: @Sendable (ValidatedConfig, _ reason: String) -> Void
+
+    private struct State {
+        var connected = false
+        var mode: Mode = .connecting
+        var origin = "none"
+        var lastError = ""
+        var lastChangeUnixMs: Int64 = 0
+        var pending: [(ConfigKind, String)] = []
+        var resyncNeeded = true
+        var stopping = false
+        var watchersRunning = 0
+        var skipped = 0
+    }
+
+    private let state = NIOLockedValueBox(State())
+    private let wake = DispatchSemaphore(value: 0)
+    /// Only the controller thread touches these.
+    private var latest = ConfigDocumentSet()
+    private var undecodable: [ConfigKind: [String: String]] = [:]
+    private var accepted = ConfigDocumentSet()
+    private var version: Int64 = -1
+    private var published: GatewayConfig? = nil
+    private var threads: [Thread] = []
+
+    init(
+        store: MongoConfigStore, server: ServerConfig, environment: [String: String], snapshotPath: String, logger: Logger,
+        publish: @escaping @Sendable (ValidatedConfig, String) -> Void
+    ) {
+        self.store = store
+        self.server = server
+        self.environment = environment
+        self.snapshotPath = snapshotPath
+        self.logger = logger
+        self.publish = publish
+    }
+
+    // MARK: start-up
+
+    /// The model to start with: MongoDB's, else the snapshot on disk, else
+    /// nil (the gateway then starts unready and waits for MongoDB).
+    func initialConfig() -> ValidatedConfig? {
+        do {
+            let config = try self.fullRead()
+            self.state.withLockedValue {
+                $0.connected = true
+                $0.origin = "mongodb"
+                $0.resyncNeeded = false
+            }
+            do {
+                try self.store.ensureIndexes()
+            } catch {
+                self.logger.warning("mongodb: could not create indexes; lookups still work, slower", metadata: ["error": "\(error)"])
+            }
+            return config
+        } catch {
+            self.noteFailure(error)
+            self.logger.error(
+                "mongodb unreachable at start; serving the last good snapshot",
+                metadata: ["uri": "\(self.store.displayURI)", "snapshot": "\(self.snapshotPath)", "error": "\(error)"])
+        }
+        guard let snapshot = Self.readSnapshot(self.snapshotPath, server: self.server, environment: self.environment, logger: self.logger) else {
+            self.logger.error("no usable snapshot either; not ready until mongodb answers", metadata: ["snapshot": "\(self.snapshotPath)"])
+            return nil
+        }
+        self.accepted = ConfigDocumentSet(snapshot.model)
+        self.published = snapshot.model
+        self.state.withLockedValue { $0.origin = "snapshot" }
+        return snapshot
+    }
+
+    func start() {
+        let controller = Thread { [self] in self.controlLoop() }
+        controller.name = "portcullis.mongo"
+        controller.start()
+        self.threads.append(controller)
+    }
+
+    func stop() {
+        self.state.withLockedValue { $0.stopping = true }
+        self.wake.signal()
+    }
+
+    func status() -> Status {
+        self.state.withLockedValue {
+            Status(
+                uri: self.store.displayURI, connected: $0.connected, mode: $0.mode, origin: $0.origin, lastError: $0.lastError,
+                lastChangeUnixMs: $0.lastChangeUnixMs, skipped: $0.skipped)
+        }
+    }
+
+    /// A write through the management API: read it back now rather than
+    /// wait for the stream or the poll, so the writer's next read sees it.
+    func changed(_ kind: ConfigKind, _ id: String) {
+        self.state.withLockedValue { $0.pending.append((kind, id)) }
+        self.wake.signal()
+    }
+
+    // MARK: the controller
+
+    private func controlLoop() {
+        var lastFullRead = Date()
+        while !self.state.withLockedValue({ $0.stopping }) {
+            _ = self.wake.wait(timeout: .now() + Self.pollInterval)
+            let (stopping, resync, pending, mode, watchers) = self.state.withLockedValue { state in
+                defer {
+                    state.pending.removeAll()
+                    state.resyncNeeded = false
+                }
+                return (state.stopping, state.resyncNeeded, state.pending, state.mode, state.watchersRunning)
+            }
+            if stopping { break }
+            do {
+                if resync || Date().timeIntervalSince(lastFullRead) > Self.resyncInterval {
+                    let config = try self.fullRead()
+                    lastFullRead = Date()
+                    self.markConnected()
+                    self.offer(config, reason: "full read")
+                } else if mode == .polling {
+                    let current = try self.store.version()
+                    self.markConnected()
+                    if current != self.version {
+                        self.offer(try self.fullRead(), reason: "version \(current)")
+                        lastFullRead = Date()
+                    }
+                } else if !pending.isEmpty {
+                    var seen = Set<String>()
+                    for (kind, id) in pending where seen.insert("\(kind.rawValue)/\(id)").inserted {
+                        try self.reread(kind, id)
+                    }
+                    if let config = self.assemble() { self.offer(config, reason: "change") }
+                }
+                if mode != .polling && watchers == 0 { self.startWatchers() }
+            } catch {
+                self.noteFailure(error)
+                self.state.withLockedValue { $0.resyncNeeded = true }
+                // Back off a little so a MongoDB that is away costs a
+                // connection attempt per second, not per poll.
+                Thread.sleep(forTimeInterval: 1)
+            }
+        }
+    }
+
+    private func markConnected() {
+        let wasDown = self.state.withLockedValue { state -> Bool in
+            defer {
+                state.connected = true
+                state.lastError = ""
+            }
+            return !state.connected && state.origin != "none"
+        }
+        if wasDown { self.logger.info("mongodb is back; config changes resume", metadata: ["uri": "\(self.store.displayURI)"]) }
+    }
+
+    private func noteFailure(_ error: any Error) {
+        let wasUp = self.state.withLockedValue { state -> Bool in
+            defer {
+                state.connected = false
+                state.lastError = "\(error)"
+            }
+            return state.connected
+        }
+        if wasUp { self.logger.error("mongodb unreachable; serving the model in force", metadata: ["error": "\(error)"]) }
+    }
+
+    /// Reads every document and the version counter; returns the model.
+    private func fullRead() throws -> ValidatedConfig {
+        let version = try self.store.version()
+        let documents = try self.store.loadAll()
+        self.latest = ConfigDocumentSet()
+        self.undecodable = [:]
+        for raw in documents { self.take(raw) }
+        self.version = version
+        guard let config = self.assemble() else { throw ConfigError("", "no valid model in MongoDB (see the log)") }
+        return config
+    }
+
+    private func reread(_ kind: ConfigKind, _ id: String) throws {
+        if let raw = try self.store.load(kind, id: id) {
+            self.take(raw)
+        } else {
+            self.latest.remove(kind, id)
+            self.undecodable[kind]?.removeValue(forKey: id)
+        }
+    }
+
+    private func take(_ raw: MongoConfigStore.RawDocument) {
+        do {
+            let document = try ConfigDocument.decode(raw.kind, json: Data(raw.json.utf8))
+            self.latest.put(document)
+            self.undecodable[raw.kind]?.removeValue(forKey: raw.id)
+        } catch {
+            self.latest.remove(raw.kind, raw.id)
+            self.undecodable[raw.kind, default: [:]][raw.id] = error.description
+        }
+    }
+
+    private func assemble() -> ValidatedConfig? {
+        let undecodable = self.undecodable.flatMap { kind, entries in entries.map { (kind, $0.key, $0.value) } }
+        switch ConfigAssembler.assemble(
+            latest: self.latest, undecodable: undecodable, accepted: self.accepted, server: self.server, environment: self.environment)
+        {
+        case .success(let outcome):
+            for skipped in outcome.skipped {
+                self.logger.error(
+                    "mongodb document skipped; its previous version (if any) stays",
+                    metadata: ["collection": "\(skipped.kind.rawValue)", "id": "\(skipped.id)", "reason": "\(skipped.reason)"])
+            }
+            self.accepted = outcome.accepted
+            self.state.withLockedValue { $0.skipped = outcome.skipped.count }
+            return outcome.config
+        case .failure(let error):
+            self.logger.error("mongodb model rejected; the model in force stays", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+
+    private func offer(_ config: ValidatedConfig, reason: String) {
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        let first = self.state.withLockedValue { state -> Bool in
+            defer { state.origin = "mongodb" }
+            return state.origin != "mongodb"
+        }
+        guard first || config.model != self.published else { return }
+        self.published = config.model
+        self.state.withLockedValue { $0.lastChangeUnixMs = now }
+        self.writeSnapshot(config.model)
+        self.publish(config, "mongodb: \(reason)")
+    }
+
+    // MARK: change streams
+
+    private func startWatchers() {
+        self.state.withLockedValue { $0.watchersRunning = ConfigKind.allCases.count }
+        for kind in ConfigKind.allCases {
+            let thread = Thread { [self] in
+                self.watch(kind)
+                self.state.withLockedValue { $0.watchersRunning -= 1 }
+            }
+            thread.name = "portcullis.mongo.\(kind.rawValue)"
+            thread.start()
+        }
+    }
+
+    /// Follows one collection's change stream until told to stop, the
+    /// server says it has none (then polling takes over), or an error
+    /// (then the controller reads everything again and restarts it).
+    private func watch(_ kind: ConfigKind) {
+        do {
+            try self.store.pool.withClient { client throws(MongoError) in
+                let stream = try client.collection(MongoConfigStore.database, kind.rawValue).watch(maxAwaitMs: Self.changeStreamAwaitMs)
+                var confirmed = false
+                while !self.state.withLockedValue({ $0.stopping || $0.mode == .polling }) {
+                    let event = try stream.next()
+                    if !confirmed {
+                        // The server accepted the stream. Changes made between
+                        // the last full read and now were not seen (a restart
+                        // after MongoDB was away is the usual case): read all
+                        // again; from here on the stream has every change.
+                        confirmed = true
+                        self.state.withLockedValue { state in
+                            if state.mode == .connecting { state.mode = .changeStreams }
+                            state.resyncNeeded = true
+                        }
+                        self.wake.signal()
+                    }
+                    guard let event else { continue }
+                    guard let id = event.document("documentKey")?.string("_id") else {
+                        // drop, rename, invalidate: read everything again.
+                        self.state.withLockedValue { $0.resyncNeeded = true }
+                        self.wake.signal()
+                        continue
+                    }
+                    self.changed(kind, id)
+                }
+            }
+        } catch {
+            if Self.changeStreamsUnsupported(error) {
+                let first = self.state.withLockedValue { state -> Bool in
+                    defer { state.mode = .polling }
+                    return state.mode != .polling
+                }
+                if first {
+                    self.logger.info(
+                        "mongodb offers no change streams (not a replica set); polling the config version every 250 ms",
+                        metadata: ["error": "\(error)"])
+                }
+            } else {
+                self.noteFailure(error)
+                self.state.withLockedValue { $0.resyncNeeded = true }
+                Thread.sleep(forTimeInterval: 1)
+            }
+            self.wake.signal()
+        }
+    }
+
+    /// Codes a standalone server answers `$changeStream` with (40573:
+    /// "only supported on replica sets", 40324: unknown stage, 20:
+    /// IllegalOperation, 115: CommandNotSupported).
+    static func changeStreamsUnsupported(_ error: MongoError) -> Bool {
+        [40573, 40324, 20, 115].contains(error.code) || error.message.contains("replica set")
+    }
+
+    // MARK: snapshot
+
+    private func writeSnapshot(_ model: GatewayConfig) {
+        var stored = model
+        stored.server = ServerConfig()
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            try AtomicFile.write(String(decoding: try encoder.encode(stored), as: UTF8.self), to: self.snapshotPath, mode: 0o600)
+        } catch {
+            self.logger.warning("cannot write the config snapshot", metadata: ["path": "\(self.snapshotPath)", "error": "\(error)"])
+        }
+    }
+
+    static func readSnapshot(_ path: String, server: ServerConfig, environment: [String: String], logger: Logger) -> ValidatedConfig? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        do {
+            var model = try JSONDecoder().decode(GatewayConfig.self, from: data)
+            model.server = server
+            return try ConfigLoader.validate(model, environment: environment)
+        } catch {
+            logger.error("config snapshot unusable", metadata: ["path": "\(path)", "error": "\(error)"])
+            return nil
+        }
+    }
+}
