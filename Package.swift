@@ -125,7 +125,7 @@ let package = Package(
         .testTarget(name: "RouterTests", dependencies: ["Router", "Shared"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["Shared", "Router"]
+            dependencies: ["Shared", "Router", .product(name: "Yams", package: "Yams")]
         ),
     ]
 )

@@ -319,6 +319,8 @@ final class ManagementAPI: @unchecked Sendable {
                 return self.error(400, "bad_request", "\(name) must be an RFC 3339 UTC time such as 2026-01-31T00:00:00Z", request)
             }
         }
+        query.since = query.since.map(Self.withMilliseconds)
+        query.until = query.until.map(Self.withMilliseconds)
         do {
             let items: [String]
             switch self.backend {
@@ -347,6 +349,16 @@ final class ManagementAPI: @unchecked Sendable {
         return self.audited(response, route: .auditEntry(id), request, principal, body: nil, action: "delete")
     }
 
+    /// Stored times carry exactly three fraction digits, so a bound must
+    /// too for the text comparison to order them (`…00Z` sorts after
+    /// `…00.500Z`).
+    static func withMilliseconds(_ text: String) -> String {
+        let seconds = text.prefix(19)
+        var fraction = text.dropFirst(19).dropLast().drop { $0 == "." }
+        fraction = fraction.prefix(3)
+        return seconds + "." + fraction + String(repeating: "0", count: 3 - fraction.count) + "Z"
+    }
+
     /// `2026-01-31T00:00:00Z`, with optional fraction: compares as text
     /// against the stored `2026-01-31T00:00:00.000Z`.
     static func isTimestamp(_ text: String) -> Bool {
@@ -360,7 +372,10 @@ final class ManagementAPI: @unchecked Sendable {
                 return false
             }
         }
-        return true
+        // Then "Z", or "." and digits and "Z".
+        let rest = bytes[19..<(bytes.count - 1)]
+        guard let first = rest.first else { return true }
+        return first == UInt8(ascii: ".") && rest.count > 1 && rest.dropFirst().allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
     }
 
     // MARK: answers
