@@ -855,7 +855,7 @@ const ProtobufCMessageDescriptor portcullis__v1__decision_response__descriptor =
   (ProtobufCMessageInit) portcullis__v1__decision_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor portcullis__v1__config_snapshot__field_descriptors[2] =
+static const ProtobufCFieldDescriptor portcullis__v1__config_snapshot__field_descriptors[4] =
 {
   {
     "version",
@@ -881,15 +881,41 @@ static const ProtobufCFieldDescriptor portcullis__v1__config_snapshot__field_des
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "delta_json",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__ConfigSnapshot, delta_json),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "base_version",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__ConfigSnapshot, base_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned portcullis__v1__config_snapshot__field_indices_by_name[] = {
+  3,   /* field[3] = base_version */
+  2,   /* field[2] = delta_json */
   1,   /* field[1] = model_json */
   0,   /* field[0] = version */
 };
 static const ProtobufCIntRange portcullis__v1__config_snapshot__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 2 }
+  { 0, 4 }
 };
 const ProtobufCMessageDescriptor portcullis__v1__config_snapshot__descriptor =
 {
@@ -899,7 +925,7 @@ const ProtobufCMessageDescriptor portcullis__v1__config_snapshot__descriptor =
   "Portcullis__V1__ConfigSnapshot",
   "portcullis.v1",
   sizeof(Portcullis__V1__ConfigSnapshot),
-  2,
+  4,
   portcullis__v1__config_snapshot__field_descriptors,
   portcullis__v1__config_snapshot__field_indices_by_name,
   1,  portcullis__v1__config_snapshot__number_ranges,

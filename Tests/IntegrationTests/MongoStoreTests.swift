@@ -107,7 +107,8 @@ struct MongoStoreTests {
 
         // 2. Deactivation through the CLI (against B's API): 403 everywhere;
         //    only the worker owning the client gets a new snapshot.
-        let appliedBefore = b.router.stderr.components(separatedBy: "config applied").count
+        let appliedBefore = b.router.stderr.components(separatedBy: "config delta applied").count
+        let wholeBefore = b.router.stderr.components(separatedBy: "config applied").count
         start = Date()
         let deactivate = try CLIRun.portcullis(
             ["profile", "deactivate", "acme", "acme-token", "--api", "http://127.0.0.1:\(b.adminPort)", "--output", "json"],
@@ -122,7 +123,8 @@ struct MongoStoreTests {
             guard let ready = b.readiness() else { return false }
             return (ready["config_version"] as? Int) == (ready["loaded_version"] as? Int)
         }
-        #expect(b.router.stderr.components(separatedBy: "config applied").count - appliedBefore == 1, "only the owning worker applies a client's change")
+        #expect(b.router.stderr.components(separatedBy: "config delta applied").count - appliedBefore == 1, "only the owning worker applies a client's change")
+        #expect(b.router.stderr.components(separatedBy: "config applied").count == wholeBefore, "as a delta, not a whole snapshot")
 
         // 3. A new client written straight into MongoDB (no API, no
         //    version bump): served everywhere.

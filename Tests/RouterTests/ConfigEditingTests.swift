@@ -209,3 +209,14 @@ struct ConfigEditingTests {
         #expect(try SecretValue.resolve(b, key: ring, environment: [:]) == "beta")
     }
 }
+
+@Suite("MongoDB source: patching the sorted client list")
+struct ClientPatchTests {
+    @Test func insertsReplacesAndRemovesInIdOrder() {
+        let clients = ["a", "c", "e"].map { ClientConfig(id: $0) }
+        let patched = MongoConfigSource.patch(
+            clients, with: ["b": ClientConfig(id: "b"), "c": ClientConfig(id: "c", status: .inactive), "e": nil, "z": ClientConfig(id: "z"), "q": nil])
+        #expect(patched.map(\.id) == ["a", "b", "c", "z"])
+        #expect(patched[2].status == .inactive)
+    }
+}

@@ -146,16 +146,22 @@ struct  Portcullis__V1__DecisionResponse
  * A worker's share of the config model: JSON of Shared.WorkerSnapshot. JSON
  * keeps one definition of the model (the Codable config types) instead of a
  * second one in protobuf; it only travels on config changes, never per request.
+ * With delta_json set instead (JSON of Shared.WorkerDelta), the message
+ * changes only the clients named in it, on top of base_version: one
+ * client's edit costs its own size, not the worker's whole share. Neither
+ * set: the share did not change, only the version.
  */
 struct  Portcullis__V1__ConfigSnapshot
 {
   ProtobufCMessage base;
   uint64_t version;
   ProtobufCBinaryData model_json;
+  ProtobufCBinaryData delta_json;
+  uint64_t base_version;
 };
 #define PORTCULLIS__V1__CONFIG_SNAPSHOT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&portcullis__v1__config_snapshot__descriptor) \
-    , 0, {0,NULL} }
+    , 0, {0,NULL}, {0,NULL}, 0 }
 
 
 struct  Portcullis__V1__ConfigAck

@@ -34,6 +34,9 @@ final class Gateway: @unchecked Sendable {
     private(set) var management: ManagementAPI!
     private var apiPool: NIOThreadPool?
     private let quiesceLock = NIOLock()
+    private let applyLock = NIOLock()
+    /// The clients in force by id (under `applyLock`), to find what a change touched.
+    private var clientIndex: [String: ClientConfig] = [:]
     /// Where quotas are shared, and the URL text as configured (the workers
     /// parse it again; only the router reports errors about it).
     private let redis: (endpoint: RedisEndpoint, url: String)?
@@ -255,7 +258,8 @@ final class Gateway: @unchecked Sendable {
         supervisor.onKeyRefresh = { keySets.refreshRequested($0) }
         self.keySets.update(config.model)
         self.keySets.start()
-        self.supervisor.start(snapshots: self.partition(config.model, version: 1, workerCount: workerCount))
+        self.clientIndex = Self.index(config.model)
+        self.supervisor.start(version: 1, fullSnapshot: Self.fullSnapshot(config.model, version: 1, workerCount: workerCount))
 
         guard Self.wait(for: self.supervisor.ready, seconds: 30) else {
             self.supervisor.stop()
@@ -363,6 +367,12 @@ final class Gateway: @unchecked Sendable {
     /// Puts `next` in force on every event loop and worker (only workers
     /// whose share of the model changed receive a snapshot).
     private func apply(_ next: ValidatedConfig, reason: String) {
+        // One change at a time: each worker delta is made against the
+        // version pushed just before it.
+        self.applyLock.withLock { self.applyLocked(next, reason: reason) }
+    }
+
+    private func applyLocked(_ next: ValidatedConfig, reason: String) {
         let (current, version) = self.state.withLockedValue { state -> ((config: ValidatedConfig, version: UInt64, draining: Bool, loaded: Bool), UInt64?) in
             let current = state
             guard !state.draining else { return (current, nil) }
@@ -385,18 +395,36 @@ final class Gateway: @unchecked Sendable {
         let snapshot = RouterSnapshot(version: version, config: next)
         self.loops.forEach { $0.snapshot = snapshot }
         self.keySets.update(next.model)
-        self.supervisor.push(snapshots: self.partition(next.model, version: version, workerCount: self.supervisor.workerCount))
-        self.logger.info("config reloaded", metadata: ["version": "\(version)", "reason": "\(reason)"])
+        let workerCount = self.supervisor.workerCount
+        let ring = ShardRing(count: workerCount)
+        let deltas = current.loaded
+            ? WorkerDelta.diff(
+                from: current.config.model, oldClients: self.clientIndex, to: next.model, workerCount: workerCount, owner: ring.worker(for:))
+            : nil
+        self.clientIndex = Self.index(next.model)
+        self.supervisor.push(version: version, fullSnapshot: Self.fullSnapshot(next.model, version: version, workerCount: workerCount), deltas: deltas)
+        self.logger.info(
+            "config reloaded",
+            metadata: [
+                "version": "\(version)", "reason": "\(reason)",
+                "clients_changed": "\(deltas.map { String($0.reduce(0) { $0 + $1.upserts.count + $1.removed.count }) } ?? "all")",
+            ])
     }
 
-    private func partition(_ model: GatewayConfig, version: UInt64, workerCount: Int) -> [ConfigSnapshotMessage] {
-        let ring = ShardRing(count: workerCount)
-        // The JSON carries version 0 (the frame carries the real one), so
-        // equal shares encode equally and the supervisor can tell which
-        // workers' shares changed.
-        return WorkerSnapshot.partition(model, version: 0, workerCount: workerCount, owner: ring.worker(for:)).map { snapshot in
+    private static func index(_ model: GatewayConfig) -> [String: ClientConfig] {
+        var index: [String: ClientConfig] = [:]
+        index.reserveCapacity(model.clients.count)
+        for client in model.clients { index[client.id] = client }
+        return index
+    }
+
+    /// Encodes one slot's whole share of `model`, when the supervisor asks.
+    private static func fullSnapshot(_ model: GatewayConfig, version: UInt64, workerCount: Int) -> @Sendable (Int) -> ConfigSnapshotMessage {
+        { slot in
+            let ring = ShardRing(count: workerCount)
+            let shares = WorkerSnapshot.partition(model, version: version, workerCount: workerCount, owner: ring.worker(for:))
             // Encoding our own Codable values cannot fail; an empty model is the safe fallback.
-            ConfigSnapshotMessage(version: version, modelJSON: (try? snapshot.encoded()) ?? [])
+            return ConfigSnapshotMessage(version: version, modelJSON: (try? shares[slot].encoded()) ?? [])
         }
     }
 

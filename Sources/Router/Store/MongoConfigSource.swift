@@ -48,11 +48,17 @@ final class MongoConfigSource: @unchecked Sendable {
         var resyncNeeded = true
         var stopping = false
         var watchersRunning = 0
+        /// Streams of the current set of watchers that the server accepted,
+        /// and when the last of them did.
+        var confirmed = 0
+        var allConfirmedAt: Date? = nil
         var skipped = 0
     }
 
     private let state = NIOLockedValueBox(State())
     private let wake = DispatchSemaphore(value: 0)
+    private let snapshotWake = DispatchSemaphore(value: 0)
+    private let snapshotPending = NIOLockedValueBox<GatewayConfig?>(nil)
     /// Only the controller thread touches these.
     private var latest = ConfigDocumentSet()
     private var undecodable: [ConfigKind: [String: String]] = [:]
@@ -60,6 +66,13 @@ final class MongoConfigSource: @unchecked Sendable {
     private var version: Int64 = -1
     private var published: GatewayConfig? = nil
     private var threads: [Thread] = []
+    /// The model last assembled and which client holds each profile id:
+    /// what a change to a few clients is checked against, so its cost is
+    /// theirs and not the whole model's.
+    private var inForce: ValidatedConfig? = nil
+    private var profileOwner: [String: String] = [:]
+    /// When the last full read began (controller thread, or start-up before it).
+    private var lastFullReadStart = Date.distantPast
 
     init(
         store: MongoConfigStore, server: ServerConfig, environment: [String: String], snapshotPath: String, logger: Logger,
@@ -78,13 +91,26 @@ final class MongoConfigSource: @unchecked Sendable {
     /// The model to start with: MongoDB's, else the snapshot on disk, else
     /// nil (the gateway then starts unready and waits for MongoDB).
     func initialConfig() -> ValidatedConfig? {
+        // Streams first, then the read: every change after the streams
+        // opened is in them, every change before is in the read, so no
+        // second full read is needed (it costs seconds at 100k clients).
+        self.startWatchers()
+        let deadline = Date().addingTimeInterval(3)
+        while Date() < deadline {
+            let (mode, confirmed, running) = self.state.withLockedValue { ($0.mode, $0.allConfirmedAt != nil, $0.watchersRunning) }
+            if confirmed || mode == .polling || running == 0 { break }
+            usleep(10_000)
+        }
         do {
             let config = try self.fullRead()
             self.state.withLockedValue {
                 $0.connected = true
                 $0.origin = "mongodb"
                 $0.resyncNeeded = false
+                $0.lastChangeUnixMs = Int64(Date().timeIntervalSince1970 * 1000)
             }
+            self.published = config.model
+            self.writeSnapshot(config.model)
             do {
                 try self.store.ensureIndexes()
             } catch {
@@ -111,12 +137,16 @@ final class MongoConfigSource: @unchecked Sendable {
         let controller = Thread { [self] in self.controlLoop() }
         controller.name = "portcullis.mongo"
         controller.start()
+        let writer = Thread { [self] in self.snapshotLoop() }
+        writer.name = "portcullis.snapshot"
+        writer.start()
         self.threads.append(controller)
     }
 
     func stop() {
         self.state.withLockedValue { $0.stopping = true }
         self.wake.signal()
+        self.snapshotWake.signal()
     }
 
     func status() -> Status {
@@ -148,8 +178,11 @@ final class MongoConfigSource: @unchecked Sendable {
                 return (state.stopping, state.resyncNeeded, state.pending, state.mode, state.watchersRunning)
             }
             if stopping { break }
+            // All streams (re)opened after the last full read began: what
+            // changed in between was seen by neither, so read everything.
+            let streamsNewer = self.state.withLockedValue { ($0.allConfirmedAt ?? .distantPast) > self.lastFullReadStart }
             do {
-                if resync || Date().timeIntervalSince(lastFullRead) > Self.resyncInterval {
+                if resync || streamsNewer || Date().timeIntervalSince(lastFullRead) > Self.resyncInterval {
                     let config = try self.fullRead()
                     lastFullRead = Date()
                     self.markConnected()
@@ -166,7 +199,11 @@ final class MongoConfigSource: @unchecked Sendable {
                     for (kind, id) in pending where seen.insert("\(kind.rawValue)/\(id)").inserted {
                         try self.reread(kind, id)
                     }
-                    if let config = self.assemble() { self.offer(config, reason: "change") }
+                    let clientIDs = Set(pending.filter { $0.0 == .clients }.map(\.1))
+                    let onlyClients = clientIDs.count == seen.count
+                    if let config = onlyClients ? self.assembleClients(clientIDs) : self.assemble() {
+                        self.offer(config, reason: "change")
+                    }
                 }
                 if mode != .polling && watchers == 0 { self.startWatchers() }
             } catch {
@@ -203,6 +240,7 @@ final class MongoConfigSource: @unchecked Sendable {
 
     /// Reads every document and the version counter; returns the model.
     private func fullRead() throws -> ValidatedConfig {
+        self.lastFullReadStart = Date()
         let version = try self.store.version()
         let documents = try self.store.loadAll()
         self.latest = ConfigDocumentSet()
@@ -246,11 +284,115 @@ final class MongoConfigSource: @unchecked Sendable {
             }
             self.accepted = outcome.accepted
             self.state.withLockedValue { $0.skipped = outcome.skipped.count }
+            self.inForce = outcome.config
+            self.profileOwner = [:]
+            for client in outcome.config.model.clients {
+                for profile in client.profiles { self.profileOwner[profile.id] = client.id }
+            }
             return outcome.config
         case .failure(let error):
             self.logger.error("mongodb model rejected; the model in force stays", metadata: ["error": "\(error)"])
             return nil
         }
+    }
+
+    /// Puts the latest stored versions of `ids` (clients) into the model
+    /// in force, validating only them. A client that fails keeps its
+    /// previous version (or stays out), as in a full assembly; anything
+    /// this path cannot decide alone goes to the full assembly.
+    private func assembleClients(_ ids: Set<String>) -> ValidatedConfig? {
+        guard let base = self.inForce else { return self.assemble() }
+        var candidates: [String: ClientConfig?] = [:]
+        var skipped: [(String, String)] = []
+        for id in ids {
+            if let reason = self.undecodable[.clients]?[id] {
+                skipped.append((id, reason))
+            } else if case .client(let client)? = self.latest[.clients, id] {
+                candidates[id] = .some(client)
+            } else {
+                candidates[id] = .some(nil)
+            }
+        }
+        // Profile ids stay unique across clients.
+        var claimed: [String: String] = [:]
+        for (id, client) in candidates {
+            for profile in client?.profiles ?? [] {
+                let owner = claimed[profile.id] ?? self.profileOwner[profile.id]
+                let ownerLetsGo = owner.map { owner in
+                    owner == id || (candidates[owner].map { replacement in !(replacement?.profiles.contains { $0.id == profile.id } ?? false) } ?? false)
+                } ?? true
+                if !ownerLetsGo || claimed[profile.id] != nil {
+                    skipped.append((id, "profiles: id \(profile.id) belongs to client \(owner ?? "?")"))
+                    candidates.removeValue(forKey: id)
+                    break
+                }
+                claimed[profile.id] = id
+            }
+        }
+        // Validate what is left; a client with issues keeps its old version.
+        var changed = candidates.compactMap { $0.value }.sorted { $0.id < $1.id }
+        var result: ValidatedConfig? = nil
+        for _ in 0..<3 {
+            do {
+                result = try ConfigLoader.validate(
+                    changedClients: changed, clients: Self.patch(base.model.clients, with: candidates), base: base, environment: self.environment)
+                break
+            } catch {
+                var partial = base.model
+                partial.clients = changed
+                var culprits = Set<String>()
+                for issue in error.issues {
+                    guard let (kind, id) = ConfigAssembler.document(named: issue.path, in: partial), kind == .clients else {
+                        // Not about one of these clients: let the full assembly decide.
+                        return self.assemble()
+                    }
+                    culprits.insert(id)
+                    skipped.append((id, issue.description))
+                }
+                for id in culprits { candidates.removeValue(forKey: id) }
+                changed = changed.filter { !culprits.contains($0.id) }
+            }
+        }
+        guard let config = result else { return self.assemble() }
+        for (id, reason) in skipped {
+            self.logger.error(
+                "mongodb document skipped; its previous version (if any) stays",
+                metadata: ["collection": "clients", "id": "\(id)", "reason": "\(reason)"])
+        }
+        for (id, client) in candidates {
+            if case .client(let old)? = self.accepted[.clients, id] {
+                for profile in old.profiles where self.profileOwner[profile.id] == id { self.profileOwner.removeValue(forKey: profile.id) }
+            }
+            if let client {
+                self.accepted.put(.client(client))
+                for profile in client.profiles { self.profileOwner[profile.id] = id }
+            } else {
+                self.accepted.remove(.clients, id)
+            }
+        }
+        self.inForce = config
+        if !skipped.isEmpty { self.state.withLockedValue { $0.skipped += skipped.count } }
+        return config
+    }
+
+    /// `clients` (sorted by id) with `changes` put in (nil: removed).
+    static func patch(_ clients: [ClientConfig], with changes: [String: ClientConfig?]) -> [ClientConfig] {
+        var out = clients
+        for (id, client) in changes.sorted(by: { $0.key < $1.key }) {
+            var low = 0, high = out.count
+            while low < high {
+                let mid = (low + high) / 2
+                if out[mid].id < id { low = mid + 1 } else { high = mid }
+            }
+            let found = low < out.count && out[low].id == id
+            switch (found, client) {
+            case (true, let client?): out[low] = client
+            case (true, nil): out.remove(at: low)
+            case (false, let client?): out.insert(client, at: low)
+            case (false, nil): break
+            }
+        }
+        return out
     }
 
     private func offer(_ config: ValidatedConfig, reason: String) {
@@ -269,7 +411,11 @@ final class MongoConfigSource: @unchecked Sendable {
     // MARK: change streams
 
     private func startWatchers() {
-        self.state.withLockedValue { $0.watchersRunning = ConfigKind.allCases.count }
+        self.state.withLockedValue {
+            $0.watchersRunning = ConfigKind.allCases.count
+            $0.confirmed = 0
+            $0.allConfirmedAt = nil
+        }
         for kind in ConfigKind.allCases {
             let thread = Thread { [self] in
                 self.watch(kind)
@@ -298,7 +444,8 @@ final class MongoConfigSource: @unchecked Sendable {
                         confirmed = true
                         self.state.withLockedValue { state in
                             if state.mode == .connecting { state.mode = .changeStreams }
-                            state.resyncNeeded = true
+                            state.confirmed += 1
+                            if state.confirmed == ConfigKind.allCases.count { state.allConfirmedAt = Date() }
                         }
                         self.wake.signal()
                     }
@@ -341,7 +488,30 @@ final class MongoConfigSource: @unchecked Sendable {
 
     // MARK: snapshot
 
+    /// The snapshot is written by its own thread, at most every 5 s,
+    /// always the latest model: at 100,000 clients it is megabytes of JSON
+    /// and about a second of CPU, which must not delay the change itself.
     private func writeSnapshot(_ model: GatewayConfig) {
+        self.snapshotPending.withLockedValue { $0 = model }
+        self.snapshotWake.signal()
+    }
+
+    private func snapshotLoop() {
+        while true {
+            self.snapshotWake.wait()
+            let stopping = self.state.withLockedValue { $0.stopping }
+            if let model = self.snapshotPending.withLockedValue({ pending -> GatewayConfig? in
+                defer { pending = nil }
+                return pending
+            }) {
+                self.storeSnapshot(model)
+            }
+            if stopping { return }
+            Thread.sleep(forTimeInterval: 5)
+        }
+    }
+
+    private func storeSnapshot(_ model: GatewayConfig) {
         var stored = model
         stored.server = ServerConfig()
         do {

@@ -1,3 +1,4 @@
+import Dispatch
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -47,7 +48,12 @@ final class WorkerSupervisor: @unchecked Sendable {
 
     private struct State {
         var slots: [Slot]
-        var snapshots: [ConfigSnapshotMessage]
+        /// The version in force and how to encode a slot's whole share of
+        /// it (done on demand: at 100,000 clients that is seconds of JSON,
+        /// paid only when a worker starts or falls behind).
+        var version: UInt64 = 0
+        var fullSnapshot: (@Sendable (Int) -> ConfigSnapshotMessage)? = nil
+        var encoded: [Int: ConfigSnapshotMessage] = [:]
         /// OIDC key sets by source, sent ahead of every config snapshot so
         /// a (re)started worker has them before its first decision.
         var keySets: [String: KeySetMessage] = [:]
@@ -84,7 +90,7 @@ final class WorkerSupervisor: @unchecked Sendable {
         self.workerCount = workerCount
         self.loops = loops
         self.logger = logger
-        self.state = NIOLockedValueBox(State(slots: Array(repeating: Slot(), count: workerCount), snapshots: []))
+        self.state = NIOLockedValueBox(State(slots: Array(repeating: Slot(), count: workerCount)))
         self.allUp = loops[0].eventLoop.makePromise()
         self.allStopped = loops[0].eventLoop.makePromise()
         self.reaper = ChildReaper { [weak self] pid, status in self?.childExited(pid: pid, status: status) }
@@ -92,27 +98,43 @@ final class WorkerSupervisor: @unchecked Sendable {
 
     // MARK: lifecycle
 
-    func start(snapshots: [ConfigSnapshotMessage]) {
-        self.state.withLockedValue { $0.snapshots = snapshots }
+    func start(version: UInt64, fullSnapshot: @escaping @Sendable (Int) -> ConfigSnapshotMessage) {
+        self.state.withLockedValue {
+            $0.version = version
+            $0.fullSnapshot = fullSnapshot
+        }
         for slot in 0..<self.workerCount { self.spawn(slot: slot) }
     }
 
-    /// Puts a new config in force on every worker that is up; workers that
-    /// are starting get it with their first snapshot. A worker whose share
-    /// of the model did not change gets only the new version number (an
-    /// empty model), so one client's change reaches only its owner and the
-    /// other workers keep their verified-token caches.
-    func push(snapshots: [ConfigSnapshotMessage]) {
-        let targets = self.state.withLockedValue { state -> [(Int, Bool)] in
-            let previous = state.snapshots
-            state.snapshots = snapshots
-            return state.slots.indices.filter { state.slots[$0].state == .up }.map { slot in
-                let unchanged = previous.indices.contains(slot) && snapshots.indices.contains(slot)
-                    && previous[slot].modelJSON == snapshots[slot].modelJSON
-                return (slot, unchanged)
+    /// Puts version `version` in force on every worker that is up; workers
+    /// that are starting get it with their first snapshot. With `deltas`
+    /// (a change that touched only clients) each worker gets just its part:
+    /// one client's change reaches only its owner in full, the others get
+    /// at most a few profile ids, or only the version number.
+    func push(version: UInt64, fullSnapshot: @escaping @Sendable (Int) -> ConfigSnapshotMessage, deltas: [WorkerDelta]?) {
+        let (targets, base) = self.state.withLockedValue { state -> ([Int], UInt64) in
+            let base = state.version
+            state.version = version
+            state.fullSnapshot = fullSnapshot
+            state.encoded = [:]
+            return (state.slots.indices.filter { state.slots[$0].state == .up }, base)
+        }
+        for slot in targets {
+            if let deltas, deltas.indices.contains(slot) {
+                let delta = deltas[slot]
+                // Encoding our own Codable value cannot fail; on the off
+                // chance, the whole share goes instead.
+                if delta.isEmpty {
+                    self.send(slot: slot, ConfigSnapshotMessage(version: version, modelJSON: []), keys: false)
+                } else if let json = try? delta.encoded() {
+                    self.send(slot: slot, ConfigSnapshotMessage(version: version, modelJSON: [], deltaJSON: json, baseVersion: base), keys: false)
+                } else {
+                    self.sendSnapshot(slot: slot)
+                }
+            } else {
+                self.sendSnapshot(slot: slot)
             }
         }
-        for (slot, unchanged) in targets { self.sendSnapshot(slot: slot, versionOnly: unchanged) }
     }
 
     /// Sends one source's keys to every worker that is up and keeps them
@@ -241,20 +263,33 @@ final class WorkerSupervisor: @unchecked Sendable {
         }
     }
 
-    private func sendSnapshot(slot: Int, versionOnly: Bool = false) {
-        let (generation, snapshot, keySets) = self.state.withLockedValue { state in
-            (
-                state.slots[slot].generation, state.snapshots.indices.contains(slot) ? state.snapshots[slot] : nil,
-                Array(state.keySets.values)
-            )
+    /// The slot's whole share of the version in force (with the key sets
+    /// first, so a new worker can verify tokens from its first request).
+    /// Encoding runs off the event loops; a snapshot that arrives after a
+    /// newer one is ignored by the worker, so the order does not matter.
+    private func sendSnapshot(slot: Int) {
+        let (version, full, cached) = self.state.withLockedValue { ($0.version, $0.fullSnapshot, $0.encoded[slot]) }
+        if let cached {
+            self.send(slot: slot, cached, keys: true)
+            return
         }
-        guard let snapshot else { return }
-        let message = versionOnly ? ConfigSnapshotMessage(version: snapshot.version, modelJSON: []) : snapshot
+        guard let full else { return }
+        DispatchQueue.global().async { [self] in
+            let message = full(slot)
+            self.state.withLockedValue { state in
+                if state.version == version { state.encoded[slot] = message }
+            }
+            self.send(slot: slot, message, keys: true)
+        }
+    }
+
+    private func send(slot: Int, _ message: ConfigSnapshotMessage, keys: Bool) {
+        let (generation, keySets) = self.state.withLockedValue { state in (state.slots[slot].generation, Array(state.keySets.values)) }
         let loop = self.loops[0]
         loop.eventLoop.execute {
             let link = loop.value.links[slot]
             guard link.generation == generation else { return }
-            if !versionOnly {
+            if keys {
                 for keySet in keySets { link.sendControl(Frame(id: 0, body: .keySet(keySet))) }
             }
             link.sendControl(Frame(id: 0, body: .config(message)))
@@ -280,12 +315,25 @@ final class WorkerSupervisor: @unchecked Sendable {
     }
 
     func configAcked(slot: Int, generation: Int, ack: ConfigAck) {
+        if ack.error.hasPrefix("delta:") {
+            // The worker was not at the delta's base (it was starting, or
+            // missed a version): it gets the whole share instead.
+            self.logger.info("worker needs a whole snapshot", metadata: ["worker": "\(slot)", "reason": "\(ack.error)"])
+            self.sendSnapshot(slot: slot)
+            return
+        }
         guard ack.error.isEmpty else {
             // The router validated this config; a worker refusing it is a bug.
             // It keeps its previous model (if any) and stays as it was.
             self.logger.error("worker rejected config", metadata: ["worker": "\(slot)", "version": "\(ack.version)", "error": "\(ack.error)"])
             return
         }
+        // A worker that was starting while a change was pushed acks an
+        // older version than the one in force: catch it up.
+        let behind = self.state.withLockedValue { state in
+            state.slots[slot].generation == generation && ack.version < state.version
+        }
+        if behind { self.sendSnapshot(slot: slot) }
         let (becameUp, everyoneUp) = self.state.withLockedValue { state -> (Bool, Bool) in
             guard state.slots[slot].generation == generation else { return (false, false) }
             state.slots[slot].ackedVersion = max(state.slots[slot].ackedVersion, ack.version)

@@ -96,6 +96,27 @@ public enum ConfigLoader {
         )
     }
 
+    /// A change that touched only clients, validated at the cost of the
+    /// clients it touched: `changed` (new or edited clients) is checked
+    /// against `base`'s policies, collections, credentials and server, and
+    /// the result is `base` with `clients` as its client list. The caller
+    /// vouches that `clients` is `base`'s with exactly those changes and
+    /// removals, and that profile ids stay unique across all clients (it
+    /// keeps the index that makes that cheap). Issue paths name `changed`
+    /// (`clients[0]` is `changed[0]`).
+    public static func validate(
+        changedClients changed: [ClientConfig], clients: [ClientConfig], base: ValidatedConfig, environment: [String: String]
+    ) throws(ConfigError) -> ValidatedConfig {
+        var partial = base.model
+        partial.clients = changed
+        let checked = try self.validate(partial, environment: environment)
+        var model = base.model
+        model.clients = clients
+        return ValidatedConfig(
+            model: model, listen: base.listen, adminListen: base.adminListen, trustedProxies: base.trustedProxies,
+            credentials: checked.credentials, upstreams: base.upstreams)
+    }
+
     public static func describe(_ error: DecodingError) -> ConfigError {
         switch error {
         case .typeMismatch(let type, let context):

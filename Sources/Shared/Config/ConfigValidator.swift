@@ -127,7 +127,7 @@ struct ConfigValidator {
         let at = "\(path).auth"
         // Keys of other auth types are mistakes worth naming: a `secret` on
         // an oidc profile is never used, and its author should know.
-        let present: [(String, Bool, Set<AuthType>)] = [
+        let present: [(String, Bool, [AuthType])] = [
             ("token_sha256", auth.tokenSHA256 != nil, [.token]),
             ("secret", auth.secret != nil, [.jwt]),
             ("max_ttl_s", auth.maxTTLS != nil, [.jwt]),

@@ -92,12 +92,16 @@ public enum FrameCodec {
             var message = Portcullis__V1__ConfigSnapshot()
             portcullis__v1__config_snapshot__init(&message)
             message.version = snapshot.version
+            message.base_version = snapshot.baseVersion
             snapshot.modelJSON.withUnsafeBufferPointer { json in
                 message.model_json = ProtobufCBinaryData(len: json.count, data: UnsafeMutablePointer(mutating: json.baseAddress))
-                withUnsafeMutablePointer(to: &message) { pointer in
-                    envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_CONFIG
-                    envelope.config = pointer
-                    pack(&envelope, into: &buffer)
+                snapshot.deltaJSON.withUnsafeBufferPointer { delta in
+                    message.delta_json = ProtobufCBinaryData(len: delta.count, data: UnsafeMutablePointer(mutating: delta.baseAddress))
+                    withUnsafeMutablePointer(to: &message) { pointer in
+                        envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_CONFIG
+                        envelope.config = pointer
+                        pack(&envelope, into: &buffer)
+                    }
                 }
             }
         case .configAck(let ack):
@@ -251,7 +255,8 @@ public enum FrameCodec {
         case PORTCULLIS__V1__ENVELOPE__BODY_CONFIG:
             guard let m = e.config?.pointee else { throw FrameError.missingBody }
             let json: [UInt8] = m.model_json.len > 0 ? Array(UnsafeBufferPointer(start: m.model_json.data, count: m.model_json.len)) : []
-            body = .config(ConfigSnapshotMessage(version: m.version, modelJSON: json))
+            let delta: [UInt8] = m.delta_json.len > 0 ? Array(UnsafeBufferPointer(start: m.delta_json.data, count: m.delta_json.len)) : []
+            body = .config(ConfigSnapshotMessage(version: m.version, modelJSON: json, deltaJSON: delta, baseVersion: m.base_version))
         case PORTCULLIS__V1__ENVELOPE__BODY_CONFIG_ACK:
             guard let m = e.config_ack?.pointee else { throw FrameError.missingBody }
             body = .configAck(ConfigAck(version: m.version, error: string(m.error)))

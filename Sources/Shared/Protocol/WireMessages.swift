@@ -92,10 +92,16 @@ public struct DecisionResponse: Sendable, Equatable {
 
 public struct ConfigSnapshotMessage: Sendable, Equatable {
     public var version: UInt64
+    /// A whole `WorkerSnapshot`.
     public var modelJSON: [UInt8]
-    public init(version: UInt64, modelJSON: [UInt8]) {
+    /// Or a `WorkerDelta` on top of `baseVersion`.
+    public var deltaJSON: [UInt8]
+    public var baseVersion: UInt64
+    public init(version: UInt64, modelJSON: [UInt8], deltaJSON: [UInt8] = [], baseVersion: UInt64 = 0) {
         self.version = version
         self.modelJSON = modelJSON
+        self.deltaJSON = deltaJSON
+        self.baseVersion = baseVersion
     }
 }
 

@@ -44,6 +44,30 @@ final class WorkerEngine {
         self.auth.invalidate()
     }
 
+    /// The version this worker is at: its model's, or a later one that
+    /// did not change its share.
+    private(set) var version: UInt64 = 0
+
+    func acknowledge(version: UInt64) {
+        self.version = max(self.version, version)
+    }
+
+    /// Applies a delta made against `base`; refuses one made against
+    /// another version (the router then sends the whole share).
+    func apply(_ delta: WorkerDelta, base: UInt64, version: UInt64) throws(ConfigError) {
+        guard let model = self.model, self.version == base else {
+            throw ConfigError("", "delta for version \(base) but this worker is at \(self.version)")
+        }
+        let next = try model.applying(delta, version: version)
+        let changed = Set(delta.upserts.map(\.id) + delta.removed)
+        self.limiter.retain { clientID, fingerprint in
+            !changed.contains(clientID) || next.clients[clientID]?.policy?.fingerprint == fingerprint
+        }
+        self.model = next
+        self.version = version
+        self.auth.invalidate()
+    }
+
     /// New keys for one OIDC source. Cached verifications are dropped only
     /// when the document changed (a withdrawn key must stop working).
     func applyKeys(_ message: KeySetMessage) -> IssuerKeyStore.KeySet {

@@ -75,14 +75,35 @@ final class WorkerConnectionHandler: ChannelInboundHandler {
     }
 
     private func apply(_ message: ConfigSnapshotMessage) -> ConfigAck {
+        if !message.deltaJSON.isEmpty {
+            do {
+                let delta = try WorkerDelta.decode(message.deltaJSON)
+                try self.engine.apply(delta, base: message.baseVersion, version: message.version)
+                let level: Logger.Level = delta.upserts.isEmpty && delta.removed.isEmpty ? .debug : .info
+                self.logger.log(
+                    level: level, "config delta applied",
+                    metadata: ["version": "\(message.version)", "upserts": "\(delta.upserts.count)", "removed": "\(delta.removed.count)"])
+                return ConfigAck(version: message.version)
+            } catch {
+                return ConfigAck(version: message.version, error: "delta: \(error)")
+            }
+        }
+        // An older whole snapshot overtaken by a newer one: already past it.
+        if !message.modelJSON.isEmpty, self.engine.model != nil, message.version < self.engine.version {
+            return ConfigAck(version: self.engine.version)
+        }
         // No model: this worker's share did not change, only the version.
-        if message.modelJSON.isEmpty { return ConfigAck(version: message.version) }
+        if message.modelJSON.isEmpty {
+            self.engine.acknowledge(version: message.version)
+            return ConfigAck(version: message.version)
+        }
         do {
             let snapshot = try WorkerSnapshot.decode(message.modelJSON)
             guard snapshot.workerIndex == self.engine.workerIndex else {
                 return ConfigAck(version: message.version, error: "snapshot is for worker \(snapshot.workerIndex)")
             }
             try self.engine.apply(snapshot)
+            self.engine.acknowledge(version: message.version)
             self.logger.info(
                 "config applied", metadata: ["version": "\(message.version)", "clients": "\(snapshot.clients.count)"])
             return ConfigAck(version: message.version)

@@ -12,11 +12,13 @@ final class WorkerModel {
     /// Profile id -> owning client id, for clients of other workers.
     let foreignProfiles: [String: String]
     let routes: RouteTable
+    /// Kept to compile the clients of a delta the same way.
+    private let policies: [String: CompiledPolicy]
+    private let secrets: SecretContext
 
     /// `environment` resolves jwt secrets (`ENCRYPTION_KEY`, `$VAR`
     /// references); the worker inherits the router's.
-    init(snapshot: WorkerSnapshot, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) {
-        var issues: [ConfigIssue] = []
+    convenience init(snapshot: WorkerSnapshot, environment: [String: String] = ProcessInfo.processInfo.environment) throws(ConfigError) {
         let secrets: SecretContext
         do {
             secrets = SecretContext(key: try EncryptionKey.fromEnvironment(environment), environment: environment)
@@ -25,32 +27,71 @@ final class WorkerModel {
         }
         var policies: [String: CompiledPolicy] = [:]
         for policy in snapshot.policies { policies[policy.id] = CompiledPolicy(policy) }
-
         var clients: [String: CompiledClient] = [:]
         var profiles: [String: CompiledProfile] = [:]
+        var issues: [ConfigIssue] = []
         for (i, client) in snapshot.clients.enumerated() {
-            var clientProfiles: [String] = []
-            for (j, profile) in client.profiles.enumerated() {
-                do {
-                    profiles[profile.id] = try CompiledProfile(profile, clientID: client.id, secrets: secrets)
-                    clientProfiles.append(profile.id)
-                } catch {
-                    issues.append(ConfigIssue("clients[\(i)].profiles[\(j)].\(error.path)", error.message))
-                }
-            }
-            clients[client.id] = CompiledClient(
-                id: client.id,
-                active: client.status == .active,
-                collections: Set(client.collections),
-                policy: client.policy.flatMap { policies[$0] }
-            )
+            clients[client.id] = Self.compile(client, at: "clients[\(i)]", policies: policies, secrets: secrets, into: &profiles, issues: &issues)
         }
         guard issues.isEmpty else { throw ConfigError(issues) }
-        self.version = snapshot.version
+        self.init(
+            version: snapshot.version, clients: clients, profiles: profiles, foreignProfiles: snapshot.foreignProfiles,
+            routes: RouteTable(snapshot.collections), policies: policies, secrets: secrets)
+    }
+
+    private init(
+        version: UInt64, clients: [String: CompiledClient], profiles: [String: CompiledProfile], foreignProfiles: [String: String],
+        routes: RouteTable, policies: [String: CompiledPolicy], secrets: SecretContext
+    ) {
+        self.version = version
         self.clients = clients
         self.profiles = profiles
-        self.foreignProfiles = snapshot.foreignProfiles
-        self.routes = RouteTable(snapshot.collections)
+        self.foreignProfiles = foreignProfiles
+        self.routes = routes
+        self.policies = policies
+        self.secrets = secrets
+    }
+
+    /// This model with `delta`'s clients replaced, added or removed; the
+    /// rest is shared, not rebuilt. A client that fails to compile fails
+    /// the whole delta (the model in force stays).
+    func applying(_ delta: WorkerDelta, version: UInt64) throws(ConfigError) -> WorkerModel {
+        var clients = self.clients
+        var profiles = self.profiles
+        var foreign = self.foreignProfiles
+        var issues: [ConfigIssue] = []
+        for id in delta.removed + delta.upserts.map(\.id) {
+            guard let old = clients.removeValue(forKey: id) else { continue }
+            for profile in old.profileIDs { profiles.removeValue(forKey: profile) }
+        }
+        for (i, client) in delta.upserts.enumerated() {
+            clients[client.id] = Self.compile(client, at: "upserts[\(i)]", policies: self.policies, secrets: self.secrets, into: &profiles, issues: &issues)
+            for profile in client.profiles { foreign.removeValue(forKey: profile.id) }
+        }
+        guard issues.isEmpty else { throw ConfigError(issues) }
+        for profile in delta.foreignRemoved { foreign.removeValue(forKey: profile) }
+        for (profile, client) in delta.foreignSet { foreign[profile] = client }
+        return WorkerModel(
+            version: version, clients: clients, profiles: profiles, foreignProfiles: foreign, routes: self.routes, policies: self.policies,
+            secrets: self.secrets)
+    }
+
+    private static func compile(
+        _ client: ClientConfig, at path: String, policies: [String: CompiledPolicy], secrets: SecretContext,
+        into profiles: inout [String: CompiledProfile], issues: inout [ConfigIssue]
+    ) -> CompiledClient {
+        var clientProfiles: [String] = []
+        for (j, profile) in client.profiles.enumerated() {
+            do {
+                profiles[profile.id] = try CompiledProfile(profile, clientID: client.id, secrets: secrets)
+                clientProfiles.append(profile.id)
+            } catch {
+                issues.append(ConfigIssue("\(path).profiles[\(j)].\(error.path)", error.message))
+            }
+        }
+        return CompiledClient(
+            id: client.id, active: client.status == .active, collections: Set(client.collections),
+            policy: client.policy.flatMap { policies[$0] }, profileIDs: clientProfiles)
     }
 }
 
@@ -59,6 +100,8 @@ struct CompiledClient {
     let active: Bool
     let collections: Set<String>
     let policy: CompiledPolicy?
+    /// Its profiles, so a delta replacing the client drops the old ones.
+    var profileIDs: [String] = []
 }
 
 enum ProfileCredential {
