@@ -241,14 +241,44 @@ final class MongoConfigSource: @unchecked Sendable {
     /// Reads every document and the version counter; returns the model.
     private func fullRead() throws -> ValidatedConfig {
         self.lastFullReadStart = Date()
+        let started = Date()
         let version = try self.store.version()
         let documents = try self.store.loadAll()
+        let read = Date()
         self.latest = ConfigDocumentSet()
         self.undecodable = [:]
-        for raw in documents { self.take(raw) }
+        for kind in ConfigKind.allCases { self.takeAll(documents.filter { $0.kind == kind }, kind) }
         self.version = version
+        let decoded = Date()
         guard let config = self.assemble() else { throw ConfigError("", "no valid model in MongoDB (see the log)") }
+        self.logger.info(
+            "mongodb: model read",
+            metadata: [
+                "documents": "\(documents.count)", "read_ms": "\(Int(read.timeIntervalSince(started) * 1000))",
+                "decode_ms": "\(Int(decoded.timeIntervalSince(read) * 1000))", "validate_ms": "\(Int(Date().timeIntervalSince(decoded) * 1000))",
+            ])
         return config
+    }
+
+    /// One decoder pass over a whole collection (JSONDecoder's per-call
+    /// cost dominates for 100,000 small documents); if any document is
+    /// bad, each is decoded alone so only that one is set aside.
+    private func takeAll(_ documents: [MongoConfigStore.RawDocument], _ kind: ConfigKind) {
+        guard !documents.isEmpty else { return }
+        let array = Data(("[" + documents.map(\.json).joined(separator: ",") + "]").utf8)
+        let decoder = JSONDecoder()
+        let decoded: [ConfigDocument]?
+        switch kind {
+        case .policies: decoded = (try? decoder.decode([PolicyConfig].self, from: array))?.map(ConfigDocument.policy)
+        case .collections: decoded = (try? decoder.decode([CollectionConfig].self, from: array))?.map(ConfigDocument.collection)
+        case .credentials: decoded = (try? decoder.decode([CredentialConfig].self, from: array))?.map(ConfigDocument.credential)
+        case .clients: decoded = (try? decoder.decode([ClientConfig].self, from: array))?.map(ConfigDocument.client)
+        }
+        guard let decoded, decoded.count == documents.count else {
+            for raw in documents { self.take(raw) }
+            return
+        }
+        for document in decoded { self.latest.put(document) }
     }
 
     private func reread(_ kind: ConfigKind, _ id: String) throws {
