@@ -359,6 +359,35 @@ struct ManagementAPIFileModeTests {
         #expect((attrs[.posixPermissions] as? Int) == 0o600)
     }
 
+    @Test func aMissingCredentialVariableFailsOnlyItsRequests() throws {
+        let cluster = try Cluster(workers: 1) { cluster in
+            cluster.serverBlock() + """
+
+                collections:
+                  - id: paid
+                    upstream: { url: "\(cluster.upstreamURL)", credential: vault }
+                    routes: [ { path_prefix: /paid } ]
+                  - id: free
+                    upstream: { url: "\(cluster.upstreamURL)" }
+                    routes: [ { path_prefix: /free } ]
+                credentials:
+                  - { id: vault, header: X-Vault, value: "$PORTCULLIS_IT_NEVER_SET_VARIABLE" }
+                clients:
+                  - id: open
+                    collections: [paid, free]
+                    profiles: [ { id: open-none, auth: { type: none } } ]
+                """
+        }
+        defer { cluster.stop() }
+        let identity = [("X-Client-ID", "open"), ("X-Profile-ID", "open-none")]
+        let paid = try cluster.send("GET", "/paid/1", headers: identity)
+        #expect(paid.status == 500, "\(paid.text)")
+        #expect(paid.json?["error"] as? String == "credential_unavailable")
+        #expect(try cluster.send("GET", "/free/1", headers: identity).status == 200)
+        try waitUntil(5, "the log line") { cluster.router.stderr.contains("backend credential unavailable") }
+        #expect(cluster.router.stderr.contains("PORTCULLIS_IT_NEVER_SET_VARIABLE"))
+    }
+
     @Test func withoutAdminConfigTheAPIRefuses() throws {
         let cluster = try Cluster(workers: 1) { $0.serverBlock() }
         defer { cluster.stop() }

@@ -113,7 +113,14 @@ struct ConfigTests {
 
     @Test("secrets must resolve, and plaintext is refused")
     func secrets() {
-        #expect(self.issues(Self.valid, environment: [:]) == ["credentials[0].value: environment variable BACKEND_KEY is not set"])
+        // A missing variable is the environment's fault: the config loads and
+        // only that credential is unavailable (500 credential_unavailable at request time).
+        #expect(self.issues(Self.valid, environment: [:]).isEmpty)
+        let loaded = try? ConfigLoader.validate(ConfigLoader.parse(yaml: Self.valid), environment: [:])
+        #expect(loaded?.credentials.values.first?.unavailable == "environment variable BACKEND_KEY is not set")
+        // A value that does not decrypt is the config's fault: rejected.
+        let wrong = Self.valid.replacingFirst("\"$BACKEND_KEY\"", with: "\"enc:v1:00000000:AAAA\"")
+        #expect(self.issues(wrong, environment: ["ENCRYPTION_KEY": String(repeating: "11", count: 32)]).first?.hasPrefix("credentials[0].value") == true)
         let plaintext = Self.valid.replacingFirst("\"$BACKEND_KEY\"", with: "hunter2")
         #expect(self.issues(plaintext).first?.hasPrefix("credentials[0].value: secrets are never stored in plaintext") == true)
     }

@@ -259,6 +259,7 @@ final class Gateway: @unchecked Sendable {
         self.keySets.update(config.model)
         self.keySets.start()
         self.clientIndex = Self.index(config.model)
+        self.logUnavailableCredentials(self.state.withLockedValue { $0.config }, previous: nil)
         self.supervisor.start(version: 1, fullSnapshot: Self.fullSnapshot(config.model, version: 1, workerCount: workerCount))
 
         guard Self.wait(for: self.supervisor.ready, seconds: 30) else {
@@ -392,6 +393,7 @@ final class Gateway: @unchecked Sendable {
         ] where old != new {
             self.logger.warning("\(field) changed; it takes effect on restart", metadata: ["from": "\(old)", "to": "\(new)"])
         }
+        self.logUnavailableCredentials(next, previous: current.loaded ? current.config : nil)
         let snapshot = RouterSnapshot(version: version, config: next)
         self.loops.forEach { $0.snapshot = snapshot }
         self.keySets.update(next.model)
@@ -409,6 +411,16 @@ final class Gateway: @unchecked Sendable {
                 "version": "\(version)", "reason": "\(reason)",
                 "clients_changed": "\(deltas.map { String($0.reduce(0) { $0 + $1.upserts.count + $1.removed.count }) } ?? "all")",
             ])
+    }
+
+    private func logUnavailableCredentials(_ config: ValidatedConfig, previous: ValidatedConfig?) {
+        for (id, credential) in config.credentials.sorted(by: { $0.key < $1.key }) {
+            if let why = credential.unavailable, previous?.credentials[id]?.unavailable != why {
+                self.logger.error(
+                    "backend credential unavailable: requests to its collections answer 500 credential_unavailable",
+                    metadata: ["credential": "\(id)", "reason": "\(why)"])
+            }
+        }
     }
 
     private static func index(_ model: GatewayConfig) -> [String: ClientConfig] {

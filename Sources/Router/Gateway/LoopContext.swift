@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import Shared
 
@@ -36,6 +37,7 @@ final class LoopContext {
     let links: [WorkerLink]
     let upstreams: UpstreamPool
     let requestIDs = RequestIDGenerator()
+    let logger = Logger(label: "portcullis")
     let ring: ShardRing
     let decisionLog: DecisionLog
     /// Limits fixed when a connection is accepted (parser settings).

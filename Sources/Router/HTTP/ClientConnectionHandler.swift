@@ -382,6 +382,14 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         guard let route = self.loop.snapshot.routes[response.collectionID] else {
             return self.respondLocally(exchange, .badGateway(.unknownCollection, "collection \(response.collectionID) has no upstream"))
         }
+        if let credential = route.credential, let why = credential.unavailable {
+            self.loop.logger.error(
+                "backend credential unavailable; request refused",
+                metadata: ["collection": "\(route.collectionID)", "reason": "\(why)", "request_id": "\(exchange.requestID)"])
+            return self.respondLocally(
+                exchange,
+                GatewayError(500, .credentialUnavailable, .credentialUnavailable, "the backend credential of collection \(route.collectionID) is unavailable"))
+        }
         exchange.route = route
         exchange.upstreamTarget = UpstreamRoute.target(exchange.target, basePath: route.url.basePath, stripPrefixBytes: response.stripPrefixBytes)
         if exchange.expectsContinue && !exchange.requestComplete {

@@ -17,6 +17,16 @@ public struct ValidatedConfig: Sendable {
 public struct ResolvedCredential: Sendable, Equatable {
     public let header: String
     public let value: String
+    /// Why the value is missing (a `$VARIABLE` not set): requests to its
+    /// collections fail with 500 `credential_unavailable`, the rest of the
+    /// gateway serves on (issue 5; SPEC §9 would reject the whole config).
+    public let unavailable: String?
+
+    public init(header: String, value: String, unavailable: String? = nil) {
+        self.header = header
+        self.value = value
+        self.unavailable = unavailable
+    }
 }
 
 public enum ConfigLoader {
@@ -63,6 +73,11 @@ public enum ConfigLoader {
             do {
                 let value = try SecretValue.resolve(credential.value, key: key, environment: environment)
                 credentials[credential.id] = ResolvedCredential(header: credential.header, value: value)
+            } catch .missingVariable(let name) {
+                // Not this config's fault but the environment's: only the
+                // collections using it are affected, at request time.
+                credentials[credential.id] = ResolvedCredential(
+                    header: credential.header, value: "", unavailable: "environment variable \(name) is not set")
             } catch {
                 issues.append(ConfigIssue("credentials[\(i)].value", error.description))
             }
