@@ -221,6 +221,37 @@ struct MongoStoreTests {
         #expect(failures.isEmpty, "serving stopped while MongoDB was away: \(failures.prefix(5))")
     }
 
+    @Test func withoutChangeStreamsTheVersionCounterIsPolled() throws {
+        let setup = try MongoSetup()
+        defer { setup.stop() }
+        try setup.importModel()
+        let cluster = try setup.startInstance(workers: 2, environment: ["PORTCULLIS_MONGODB_CHANGE_STREAMS": "off"])
+        #expect(((cluster.readiness()?["config_store"] as? [String: Any])?["mode"] as? String) == "polling")
+        let admin = try setup.adminToken(roles: ["modifier"])
+        // Through the API (which bumps meta.version) on another instance.
+        let other = try setup.startInstance(workers: 1)
+        var start = Date()
+        #expect(try setup.api(other, "PATCH", "/api/v1/clients/acme", token: admin, body: "{\"status\":\"inactive\"}").status == 200)
+        let viaAPI = setup.propagation([cluster], since: start) { c in
+            setup.call(c, "/orders/1", client: "acme", profile: "acme-token", token: MongoSetup.token("acme")) == 403
+        }
+        #expect(viaAPI != nil && viaAPI! <= 1.0, "polling picked up the API's write in \(viaAPI ?? -1) s")
+        // A direct write that bumps meta.version, as the README asks of scripts.
+        start = Date()
+        let store = try setup.mongo.store()
+        try store.pool.withClient { client throws(MongoError) in
+            let json = "{\"_id\":\"acme\",\"collections\":[\"orders\",\"reports\"],\"policy\":\"standard\",\"profiles\":[{\"id\":\"acme-token\",\"auth\":{\"type\":\"token\",\"token_sha256\":\"\(Crypto.sha256(MongoSetup.token("acme")).hex)\"}}]}"
+            _ = try client.collection(MongoConfigStore.database, "clients").replaceOne(
+                BSONDocument(json: "{\"_id\":\"acme\"}"), with: BSONDocument(json: json), upsert: false)
+            _ = try client.collection(MongoConfigStore.database, "meta").updateOne(
+                BSONDocument(json: "{\"_id\":\"config\"}"), update: BSONDocument(json: "{\"$inc\":{\"version\":1}}"), upsert: true)
+        }
+        let direct = setup.propagation([cluster], since: start) { c in
+            setup.call(c, "/orders/1", client: "acme", profile: "acme-token", token: MongoSetup.token("acme")) == 200
+        }
+        #expect(direct != nil && direct! <= 1.0, "polling picked up a direct write in \(direct ?? -1) s")
+    }
+
     @Test func aStartWithNeitherMongoNorSnapshotIsUnready() throws {
         let setup = try MongoSetup()
         defer { setup.stop() }

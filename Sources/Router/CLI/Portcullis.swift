@@ -20,13 +20,16 @@ struct Portcullis: ParsableCommand {
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "serve",
-        abstract: "Run the gateway (router and workers) on a YAML config file.",
+        abstract: "Run the gateway (router and workers) on a YAML config file (or MongoDB with MONGODB_URI).",
         discussion: """
-            Client traffic on server.listen (and HTTPS on server.tls.listen), /healthz /readyz
-            /metrics on server.admin_listen. SIGHUP or editing the file reloads it; SIGTERM
-            drains and stops.
-            Environment: ENCRYPTION_KEY (for enc:v1 secrets), REDIS_URL (shared quotas),
-            SSL_CERT_FILE (CA bundle for fetching OIDC keys over HTTPS; default: the system's),
+            Client traffic on server.listen (and HTTPS on server.tls.listen); /healthz /readyz
+            /metrics and the management API (/api/v1, with server.admin) on server.admin_listen.
+            SIGHUP or editing the file reloads it; SIGTERM drains and stops.
+            Environment: MONGODB_URI (the model lives in MongoDB; the file then gives only
+            server), ENCRYPTION_KEY (for enc:v1 secrets) and ENCRYPTION_KEY_PREVIOUS (still
+            accepted during a key rotation), REDIS_URL (shared quotas), CORS_ALLOW_ORIGINS
+            (admin port), SSL_CERT_FILE (CA bundle for fetching OIDC keys over HTTPS; default:
+            the system's), PORTCULLIS_MONGODB_CHANGE_STREAMS=off (poll meta.version instead),
             PORTCULLIS_INSTANCE_ID, PORTCULLIS_WORKER_BIN, PORTCULLIS_LOG_LEVEL.
             """
     )

@@ -84,6 +84,11 @@ final class MongoConfigSource: @unchecked Sendable {
         self.snapshotPath = snapshotPath
         self.logger = logger
         self.publish = publish
+        // For servers that claim change streams but do not deliver them
+        // (some MongoDB-compatible services), and to test the fallback.
+        if environment["PORTCULLIS_MONGODB_CHANGE_STREAMS"] == "off" {
+            self.state.withLockedValue { $0.mode = .polling }
+        }
     }
 
     // MARK: start-up
@@ -94,7 +99,7 @@ final class MongoConfigSource: @unchecked Sendable {
         // Streams first, then the read: every change after the streams
         // opened is in them, every change before is in the read, so no
         // second full read is needed (it costs seconds at 100k clients).
-        self.startWatchers()
+        if self.state.withLockedValue({ $0.mode }) != .polling { self.startWatchers() }
         let deadline = Date().addingTimeInterval(3)
         while Date() < deadline {
             let (mode, confirmed, running) = self.state.withLockedValue { ($0.mode, $0.allConfirmedAt != nil, $0.watchersRunning) }
