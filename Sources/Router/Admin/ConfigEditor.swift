@@ -56,7 +56,7 @@ enum ConfigEditor {
     }
 
     static func get(_ kind: ConfigKind, _ id: String, in model: GatewayConfig) throws(Failure) -> String {
-        guard let document = ConfigDocumentSet(model)[kind, id] else { throw .notFound("no \(kind.resourceType) \(id)") }
+        guard let document = ConfigDocument.find(kind, id, in: model) else { throw .notFound("no \(kind.resourceType) \(id)") }
         return self.redactedJSON(document)
     }
 
@@ -78,10 +78,9 @@ enum ConfigEditor {
     static func write(
         _ kind: ConfigKind, id pathID: String?, body: JSONValue, mode: Write, model: GatewayConfig, environment: [String: String]
     ) throws(Failure) -> Outcome {
-        var set = ConfigDocumentSet(model)
         var submitted = body
         guard case .object(var members) = submitted else { throw .badRequest("the body must be a JSON object", []) }
-        let existing = pathID.flatMap { set[kind, $0] }
+        let existing = pathID.flatMap { ConfigDocument.find(kind, $0, in: model) }
         if mode != .create, existing == nil, let pathID { throw .notFound("no \(kind.resourceType) \(pathID)") }
         if mode == .patch, let existing {
             submitted = self.json(existing).mergePatched(with: body)
@@ -99,14 +98,20 @@ enum ConfigEditor {
 
         let document = try self.decode(kind, .object(members))
         if mode == .create {
-            if set[kind, id] != nil { throw .conflict("\(kind.resourceType) \(id) exists", []) }
+            if ConfigDocument.find(kind, id, in: model) != nil { throw .conflict("\(kind.resourceType) \(id) exists", []) }
             if case .client(let client) = document { try self.checkProfileIDsFree(client.profiles.map(\.id), except: nil, in: model) }
         } else if case .client(let client) = document {
             try self.checkProfileIDsFree(client.profiles.map(\.id), except: id, in: model)
         }
-        set.put(document)
-        let next = set.model(server: model.server)
-        try self.validate(next, environment: environment, resource: (kind, id), conflict: false)
+        let next: GatewayConfig
+        if case .client(let client) = document {
+            next = try self.putting(client, into: model, environment: environment)
+        } else {
+            var set = ConfigDocumentSet(model)
+            set.put(document)
+            next = set.model(server: model.server)
+            try self.validate(next, environment: environment, resource: (kind, id), conflict: false)
+        }
         return Outcome(
             change: Change(kind: kind, id: id, document: document, created: mode == .create), model: next,
             body: self.redactedJSON(document, tokens: tokens), status: mode == .create ? 201 : 200)
@@ -160,10 +165,7 @@ enum ConfigEditor {
         } else if let index {
             owner.profiles[index] = profile
         }
-        var set = ConfigDocumentSet(model)
-        set.put(.client(owner))
-        let next = set.model(server: model.server)
-        try self.validate(next, environment: environment, resource: (.clients, clientID), conflict: false)
+        let next = try self.putting(owner, into: model, environment: environment)
         return Outcome(
             change: Change(kind: .clients, id: clientID, document: .client(owner), created: false), model: next,
             body: self.redactedJSON(profile, token: token), status: mode == .create ? 201 : 200)
@@ -173,10 +175,8 @@ enum ConfigEditor {
         var owner = try self.client(clientID, in: model)
         guard let index = owner.profiles.firstIndex(where: { $0.id == id }) else { throw .notFound("client \(clientID) has no profile \(id)") }
         owner.profiles.remove(at: index)
-        var set = ConfigDocumentSet(model)
-        set.put(.client(owner))
-        let next = set.model(server: model.server)
-        try self.validate(next, environment: environment, resource: nil, conflict: true)
+        // Nothing refers to a profile: removing one cannot break a reference.
+        let next = try self.putting(owner, into: model, environment: environment)
         return Outcome(change: Change(kind: .clients, id: clientID, document: .client(owner), created: false), model: next, body: nil, status: 204)
     }
 
@@ -189,16 +189,31 @@ enum ConfigEditor {
         }
         guard let token = try? GatewayToken.generate() else { throw .badRequest("no randomness for a token", []) }
         owner.profiles[index].auth.tokenSHA256 = Crypto.sha256(token).hex
-        var set = ConfigDocumentSet(model)
-        set.put(.client(owner))
-        let next = set.model(server: model.server)
-        try self.validate(next, environment: environment, resource: (.clients, clientID), conflict: false)
+        let next = try self.putting(owner, into: model, environment: environment)
         return Outcome(
             change: Change(kind: .clients, id: clientID, document: .client(owner), created: false), model: next,
             body: self.redactedJSON(owner.profiles[index], token: token), status: 200)
     }
 
     // MARK: helpers
+
+    /// `model` with `client` in place of the client of its id (or added
+    /// at the end), validated at the cost of that one client: its
+    /// references, secrets and profiles against the rest (profile-id
+    /// uniqueness is the callers' `checkProfileIDsFree`). At 100,000
+    /// clients a write must not re-validate them all.
+    private static func putting(_ client: ClientConfig, into model: GatewayConfig, environment: [String: String]) throws(Failure) -> GatewayConfig {
+        var partial = model
+        partial.clients = [client]
+        try self.validate(partial, environment: environment, resource: (.clients, client.id), conflict: false)
+        var next = model
+        if let index = next.clients.firstIndex(where: { $0.id == client.id }) {
+            next.clients[index] = client
+        } else {
+            next.clients.append(client)
+        }
+        return next
+    }
 
     private static func client(_ id: String, in model: GatewayConfig) throws(Failure) -> ClientConfig {
         guard let client = model.clients.first(where: { $0.id == id }) else { throw .notFound("no client \(id)") }
@@ -233,14 +248,7 @@ enum ConfigEditor {
         } catch {
             var prefix: String? = nil
             if let (kind, id) = resource {
-                let ids: [String]
-                switch kind {
-                case .policies: ids = model.policies.map(\.id)
-                case .collections: ids = model.collections.map(\.id)
-                case .credentials: ids = model.credentials.map(\.id)
-                case .clients: ids = model.clients.map(\.id)
-                }
-                prefix = ids.firstIndex(of: id).map { "\(kind.rawValue)[\($0)]" }
+                prefix = kind.ids(in: model).firstIndex(of: id).map { "\(kind.rawValue)[\($0)]" }
             }
             let issues = error.issues.map { issue -> ConfigIssue in
                 guard let prefix, issue.path.hasPrefix(prefix) else { return issue }

@@ -252,7 +252,7 @@ final class ManagementAPI: @unchecked Sendable {
         }
         let deadline = Date().addingTimeInterval(3)
         while Date() < deadline {
-            let inForce = ConfigDocumentSet(self.current())[change.kind, change.id]
+            let inForce = ConfigDocument.find(change.kind, change.id, in: self.current())
             if inForce == change.document { return }
             usleep(10_000)
         }

@@ -6,6 +6,16 @@ import Shared
 enum ConfigKind: String, CaseIterable, Sendable, Codable {
     case policies, collections, credentials, clients
 
+    /// The ids of this kind's documents in `model`, in model order.
+    func ids(in model: GatewayConfig) -> [String] {
+        switch self {
+        case .policies: return model.policies.map(\.id)
+        case .collections: return model.collections.map(\.id)
+        case .credentials: return model.credentials.map(\.id)
+        case .clients: return model.clients.map(\.id)
+        }
+    }
+
     /// The singular, for audit entries and messages.
     var resourceType: String {
         switch self {
@@ -57,6 +67,16 @@ enum ConfigDocument: Sendable, Equatable {
             throw ConfigLoader.describe(error)
         } catch {
             throw ConfigError("", "not a JSON object: \(error)")
+        }
+    }
+
+    /// The document of `kind` and `id` in `model`, without indexing it all.
+    static func find(_ kind: ConfigKind, _ id: String, in model: GatewayConfig) -> ConfigDocument? {
+        switch kind {
+        case .policies: return model.policies.first { $0.id == id }.map(ConfigDocument.policy)
+        case .collections: return model.collections.first { $0.id == id }.map(ConfigDocument.collection)
+        case .credentials: return model.credentials.first { $0.id == id }.map(ConfigDocument.credential)
+        case .clients: return model.clients.first { $0.id == id }.map(ConfigDocument.client)
         }
     }
 
@@ -178,13 +198,7 @@ struct ConfigAssembler {
         for kind in ConfigKind.allCases where path.hasPrefix(kind.rawValue + "[") {
             let rest = path.dropFirst(kind.rawValue.count + 1)
             guard let close = rest.firstIndex(of: "]"), let index = Int(rest[..<close]) else { return nil }
-            let ids: [String]
-            switch kind {
-            case .policies: ids = model.policies.map(\.id)
-            case .collections: ids = model.collections.map(\.id)
-            case .credentials: ids = model.credentials.map(\.id)
-            case .clients: ids = model.clients.map(\.id)
-            }
+            let ids = kind.ids(in: model)
             return ids.indices.contains(index) ? (kind, ids[index]) : nil
         }
         return nil
