@@ -377,26 +377,8 @@ struct DataPathTests {
         expectError(try cluster.send("GET", "/orders/1", headers: F.acme()), 403, .forbidden)
     }
 
-    @Test func sigtermFinishesInFlightRequestsThenStops() throws {
-        let cluster = try F.start()
-        defer { cluster.stop() }
-        let workerPIDs = cluster.workerPIDs()
-        #expect(workerPIDs.count == 2)
-        let inFlight = try HTTPClient(port: cluster.port)
-        try inFlight.send("GET /orders/delay/800 HTTP/1.1\r\nHost: t\r\n" + F.acme().map { "\($0.0): \($0.1)\r\n" }.joined() + "\r\n")
-        // The request has reached the upstream once the decision is logged.
-        try waitUntil(5, "request in flight") {
-            ((try? String(contentsOfFile: cluster.decisionLogPath, encoding: .utf8)) ?? "").contains("/orders/delay/800")
-        }
-        cluster.router.signal(SIGTERM)
-        let response = try inFlight.readResponse()
-        #expect(response.status == 200)
-        #expect(response.json?["path"] as? String == "/orders/delay/800")
-        try waitUntil(10, "router exit") { !cluster.router.isRunning }
-        #expect(cluster.router.process.terminationStatus == 0)
-        for pid in workerPIDs { #expect(kill(pid, 0) != 0, "worker \(pid) still alive") }
-        #expect((try? HTTPClient(port: cluster.port)) == nil)
-    }
+    // SIGTERM with requests in flight: FaultTests.sigtermUnderLoadCompletesInFlightAndRefusesCleanly
+    // (an upstream that holds the requests proves they are in flight at the signal).
 }
 
 /// A lock-protected value for the load threads of one test.
@@ -406,6 +388,7 @@ final class Atomic<Value: Sendable>: @unchecked Sendable {
     init(_ value: Value) { self.value = value }
     func load() -> Value { self.lock.withLock { self.value } }
     func store(_ value: Value) { self.lock.withLock { self.value = value } }
+    func mutate(_ body: (inout Value) -> Void) { self.lock.withLock { body(&self.value) } }
 }
 
 extension Atomic where Value == Int {
