@@ -33,6 +33,28 @@ func waitUntil(_ seconds: Double, _ what: String, _ condition: () -> Bool) throw
 }
 
 enum Ports {
+    /// A listening TCP socket on 127.0.0.1 at a kernel-chosen port, for the
+    /// tests' own small servers.
+    static func listen(backlog: Int32 = 64) throws -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var yes: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0, Glibc.listen(fd, backlog) == 0 else {
+            close(fd)
+            throw HarnessError("cannot listen on loopback: errno \(errno)")
+        }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return (fd, Int(UInt16(bigEndian: address.sin_port)))
+    }
+
     /// A port the kernel just handed out on 127.0.0.1 and nobody holds.
     static func free() -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

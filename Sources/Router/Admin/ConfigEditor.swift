@@ -42,14 +42,7 @@ enum ConfigEditor {
     /// `after`; `next` is the cursor for the following page (null at the
     /// end), as Kong and most REST APIs page.
     static func list(_ kind: ConfigKind, in model: GatewayConfig, limit: Int = Self.defaultPageSize, after: String? = nil) -> String {
-        let all: [ConfigDocument]
-        switch kind {
-        case .policies: all = model.policies.map(ConfigDocument.policy)
-        case .collections: all = model.collections.map(ConfigDocument.collection)
-        case .credentials: all = model.credentials.map(ConfigDocument.credential)
-        case .clients: all = model.clients.map(ConfigDocument.client)
-        }
-        let sorted = all.filter { document in after.map { document.id > $0 } ?? true }.sorted { $0.id < $1.id }
+        let sorted = ConfigDocument.all(kind, in: model).filter { document in after.map { document.id > $0 } ?? true }.sorted { $0.id < $1.id }
         let page = sorted.prefix(limit)
         let next = sorted.count > limit ? page.last.map { JSON.quoted($0.id) } ?? "null" : "null"
         return "{\"items\":[" + page.map(self.redactedJSON).joined(separator: ",") + "],\"next\":\(next)}"

@@ -143,20 +143,8 @@ final class Gateway: @unchecked Sendable {
     static func redisEndpoint(
         _ model: GatewayConfig, environment: [String: String]
     ) throws -> (endpoint: RedisEndpoint, url: String)? {
-        var field = "REDIS_URL"
-        var text = environment["REDIS_URL"].flatMap { $0.isEmpty ? nil : $0 }
-        if text == nil, let configured = model.server.redisURL, !configured.isEmpty {
-            field = "server.redis_url"
-            if configured.hasPrefix("$") {
-                let name = String(configured.dropFirst())
-                guard let value = environment[name], !value.isEmpty else {
-                    throw GatewayStartError(message: "server.redis_url: environment variable \(name) is not set")
-                }
-                text = value
-            } else {
-                text = configured
-            }
-        }
+        let field = (environment["REDIS_URL"] ?? "").isEmpty ? "server.redis_url" : "REDIS_URL"
+        let text = try Self.setting("REDIS_URL", "server.redis_url", model.server.redisURL, environment: environment)
         guard let text else { return nil }
         do {
             return (try RedisEndpoint.parse(text), text)

@@ -70,6 +70,16 @@ enum ConfigDocument: Sendable, Equatable {
         }
     }
 
+    /// Every document of `kind` in `model`, in model order.
+    static func all(_ kind: ConfigKind, in model: GatewayConfig) -> [ConfigDocument] {
+        switch kind {
+        case .policies: return model.policies.map(ConfigDocument.policy)
+        case .collections: return model.collections.map(ConfigDocument.collection)
+        case .credentials: return model.credentials.map(ConfigDocument.credential)
+        case .clients: return model.clients.map(ConfigDocument.client)
+        }
+    }
+
     /// The document of `kind` and `id` in `model`, without indexing it all.
     static func find(_ kind: ConfigKind, _ id: String, in model: GatewayConfig) -> ConfigDocument? {
         switch kind {
@@ -101,10 +111,9 @@ struct ConfigDocumentSet: Sendable, Equatable {
     init() {}
 
     init(_ model: GatewayConfig) {
-        for v in model.policies { self.put(.policy(v)) }
-        for v in model.collections { self.put(.collection(v)) }
-        for v in model.credentials { self.put(.credential(v)) }
-        for v in model.clients { self.put(.client(v)) }
+        for kind in ConfigKind.allCases {
+            for document in ConfigDocument.all(kind, in: model) { self.put(document) }
+        }
     }
 
     mutating func put(_ document: ConfigDocument) {
