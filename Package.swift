@@ -5,7 +5,9 @@ import PackageDescription
 // SwiftNIO for sockets and HTTP/1.1, NIOExtras for graceful quiescing,
 // NIOSSL for the TLS listener (native mtls: a proven TLS server handler;
 // its BoringSSL adds ~3 min to a cold debug build),
-// Yams for the YAML config, ArgumentParser for the CLI, swift-log for logs.
+// Yams for the YAML config, ArgumentParser for the CLI, swift-log for logs,
+// swift-metrics with swift-prometheus for /metrics (small: CoreMetrics,
+// Atomics and the exposition code).
 // Crypto is OpenSSL's libcrypto through CCrypto, not swift-crypto; Redis
 // is hiredis through CHiredis; the router's TLS client (OIDC key fetches)
 // is OpenSSL's libssl through CTLS; MongoDB is libmongoc through CMongoc.
@@ -34,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // C libraries: one system-library wrapper each, plus the generated
@@ -78,6 +82,7 @@ let package = Package(
                 "CProtobufC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: hotPathSettings
         ),
@@ -108,6 +113,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: hotPathSettings
         ),

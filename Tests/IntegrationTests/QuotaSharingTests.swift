@@ -169,12 +169,26 @@ struct QuotaSharingTests {
         }
         // Still ready: Redis down is not a reason to stop serving.
         #expect(clusters.allSatisfy { $0.readiness()?["ready"] as? Bool == true })
+        // /metrics tells the same story: a worker down on Redis, failed
+        // syncs counted, and spends waiting with a lag that grows.
+        let down = try MetricsScrape.of(clusters[0])
+        #expect(down.sum("portcullis_quota_redis_up") < 2)
+        #expect(down.sum("portcullis_quota_sync_failures_total") > 0)
+        #expect(down.sum("portcullis_quota_unsynced_spends") > 0)
+        #expect(down.series("portcullis_quota_sync_lag_seconds").contains { $0.value > 0 }, "\(down.series("portcullis_quota_sync_lag_seconds"))")
 
         try redis.start()  // empty: no persistence
         try burst(300)
         let inRedis = try Self.spentOnceSynced(clusters, redis, key: Self.dayKey("steady"), expected: allowed)
         print("Redis killed and restarted empty mid-run: \(allowed) allowed, \(inRedis) counted in Redis")
         #expect(inRedis == allowed)
+        try waitUntil(5, "metrics show Redis back") {
+            let up = try? MetricsScrape.of(clusters[0])
+            return up?.sum("portcullis_quota_redis_up") == 2 && up?.sum("portcullis_quota_sync_lag_seconds") == 0
+        }
+        let up = try MetricsScrape.of(clusters[0])
+        #expect(up.sum("portcullis_quota_sync_batches_total") > down.sum("portcullis_quota_sync_batches_total"))
+        #expect(up.sum("portcullis_quota_sync_failures_total") >= down.sum("portcullis_quota_sync_failures_total"), "a counter never falls")
     }
 
     @Test func aKilledWorkersClientsKeepTheirUsage() throws {

@@ -12,15 +12,18 @@ final class RedisServer {
     let directory: URL
     private var child: ChildProcess?
     private var starts = 0
+    /// `requirepass`, when set: the URL carries it, redis-cli gets it.
+    let password: String?
 
-    init(directory: URL) throws {
+    init(directory: URL, password: String? = nil) throws {
         self.port = Ports.free()
         self.directory = directory
+        self.password = password
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try self.start()
     }
 
-    var url: String { "redis://127.0.0.1:\(self.port)/0" }
+    var url: String { "redis://\(self.password.map { ":\($0)@" } ?? "")127.0.0.1:\(self.port)/0" }
 
     static var binary: String {
         for candidate in ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
@@ -34,7 +37,8 @@ final class RedisServer {
         self.starts += 1
         self.child = try ChildProcess(
             Self.binary,
-            ["--port", String(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes"],
+            ["--port", String(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "yes"]
+                + (self.password.map { ["--requirepass", $0] } ?? []),
             directory: self.directory, name: "redis-\(self.starts)")
         try waitUntil(10, "redis-server to answer PING") { (try? self.cli("PING")) == "PONG" }
     }
@@ -61,6 +65,10 @@ final class RedisServer {
     func cli(_ arguments: [String]) throws -> String {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        // The password through the environment, not argv (REDISCLI_AUTH).
+        if let password = self.password {
+            process.environment = ProcessInfo.processInfo.environment.merging(["REDISCLI_AUTH": password]) { $1 }
+        }
         process.arguments = ["redis-cli", "-p", String(self.port), "--raw"] + arguments
         let pipe = Pipe()
         process.standardOutput = pipe

@@ -64,52 +64,6 @@ struct AdminStatus: Sendable {
         }
         return "{\"ready\":\(self.isReady),\"config_loaded\":\(self.configLoaded),\"config_store\":\(store),\"draining\":\(self.draining),\"config_version\":\(self.configVersion),\"loaded_version\":\(self.loadedVersion),\"quota_sync\":\"\(self.quotaSync)\",\"quota_unsynced\":\(self.quotaUnsynced),\"redis\":\(redis),\"oidc\":[\(oidc.joined(separator: ","))],\"workers\":[\(workers.joined(separator: ","))]}"
     }
-
-    func prometheusText() -> String {
-        var out = ""
-        out += "# HELP portcullis_ready Whether the gateway is ready for traffic.\n# TYPE portcullis_ready gauge\n"
-        out += "portcullis_ready \(self.isReady ? 1 : 0)\n"
-        out += "# HELP portcullis_config_version Version of the config model in force.\n# TYPE portcullis_config_version gauge\n"
-        out += "portcullis_config_version \(self.configVersion)\n"
-        out += "# HELP portcullis_worker_up Whether a worker is up.\n# TYPE portcullis_worker_up gauge\n"
-        for worker in self.workers { out += "portcullis_worker_up{worker=\"\(worker.index)\"} \(worker.state == .up ? 1 : 0)\n" }
-        out += "# HELP portcullis_worker_restarts_total Worker exits followed by a respawn.\n# TYPE portcullis_worker_restarts_total counter\n"
-        for worker in self.workers { out += "portcullis_worker_restarts_total{worker=\"\(worker.index)\"} \(worker.restarts)\n" }
-        if !self.oidc.isEmpty {
-            out += "# HELP portcullis_oidc_keys_last_success_timestamp_seconds When the key source was last fetched successfully (0: never).\n# TYPE portcullis_oidc_keys_last_success_timestamp_seconds gauge\n"
-            for source in self.oidc {
-                out += "portcullis_oidc_keys_last_success_timestamp_seconds{source=\(JSON.quoted(source.source))} \(Double(source.lastSuccessUnixMs) / 1000)\n"
-            }
-            out += "# HELP portcullis_oidc_keys_fetch_failing Whether the last fetch of the key source failed.\n# TYPE portcullis_oidc_keys_fetch_failing gauge\n"
-            for source in self.oidc {
-                out += "portcullis_oidc_keys_fetch_failing{source=\(JSON.quoted(source.source))} \(source.lastError.isEmpty ? 0 : 1)\n"
-            }
-        }
-        if let store = self.store {
-            out += "# HELP portcullis_config_store_up Whether MongoDB answered the last config read.\n# TYPE portcullis_config_store_up gauge\n"
-            out += "portcullis_config_store_up \(store.connected ? 1 : 0)\n"
-            out += "# HELP portcullis_config_from_snapshot Whether the model in force came from the local snapshot rather than MongoDB.\n# TYPE portcullis_config_from_snapshot gauge\n"
-            out += "portcullis_config_from_snapshot \(store.origin == "snapshot" ? 1 : 0)\n"
-            out += "# HELP portcullis_config_skipped_documents Stored documents that failed validation and are not in force.\n# TYPE portcullis_config_skipped_documents gauge\n"
-            out += "portcullis_config_skipped_documents \(store.skipped)\n"
-        }
-        guard self.redis != nil else { return out }
-        out += "# HELP portcullis_quota_redis_up Whether the worker's last quota sync with Redis succeeded.\n# TYPE portcullis_quota_redis_up gauge\n"
-        for worker in self.workers {
-            out += "portcullis_quota_redis_up{worker=\"\(worker.index)\"} \(worker.quota?.quotaHealth == "up" ? 1 : 0)\n"
-        }
-        out += "# HELP portcullis_quota_unsynced_spends Allowed requests counted locally and not yet written to Redis.\n# TYPE portcullis_quota_unsynced_spends gauge\n"
-        for worker in self.workers { out += "portcullis_quota_unsynced_spends{worker=\"\(worker.index)\"} \(worker.quota?.quotaUnsynced ?? 0)\n" }
-        out += "# HELP portcullis_quota_sync_batches_total Successful Redis sync calls.\n# TYPE portcullis_quota_sync_batches_total counter\n"
-        for worker in self.workers { out += "portcullis_quota_sync_batches_total{worker=\"\(worker.index)\"} \(worker.quota?.quotaBatches ?? 0)\n" }
-        out += "# HELP portcullis_quota_sync_failures_total Failed Redis sync calls.\n# TYPE portcullis_quota_sync_failures_total counter\n"
-        for worker in self.workers { out += "portcullis_quota_sync_failures_total{worker=\"\(worker.index)\"} \(worker.quota?.quotaFailures ?? 0)\n" }
-        out += "# HELP portcullis_quota_last_sync_timestamp_seconds When the worker last synced with Redis.\n# TYPE portcullis_quota_last_sync_timestamp_seconds gauge\n"
-        for worker in self.workers {
-            out += "portcullis_quota_last_sync_timestamp_seconds{worker=\"\(worker.index)\"} \(Double(worker.quota?.quotaLastSyncUnixMs ?? 0) / 1000)\n"
-        }
-        return out
-    }
 }
 
 /// `/healthz`, `/readyz`, `/metrics` and the management API (`/api/v1`)
@@ -118,6 +72,8 @@ enum AdminServer {
     struct Settings: Sendable {
         var api: ManagementAPI?
         var pool: NIOThreadPool?
+        /// What `/metrics` renders; nil answers 404.
+        var metrics: GatewayMetrics?
         /// `CORS_ALLOW_ORIGINS`: exact origins, or `*`.
         var corsOrigins: [String] = []
         var maxBodyBytes = 1 << 20
@@ -236,8 +192,9 @@ final class AdminHandler: ChannelInboundHandler {
         case (.GET, "/readyz"):
             let status = self.status()
             (code, type, body) = (status.isReady ? .ok : .serviceUnavailable, "application/json", status.readinessJSON())
-        case (.GET, "/metrics"):
-            (code, type, body) = (.ok, "text/plain; version=0.0.4", self.status().prometheusText())
+        case (.GET, "/metrics") where self.settings.metrics != nil:
+            let text = self.settings.metrics?.exposition(self.status(), nowUnixMs: WallClock.nowMillis()) ?? ""
+            (code, type, body) = (.ok, "text/plain; version=0.0.4; charset=utf-8", text)
         default:
             (code, type, body) = (.notFound, "application/json", "{\"error\":\"not_found\",\"message\":\"no such admin endpoint\"}")
         }

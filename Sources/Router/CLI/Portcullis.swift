@@ -30,7 +30,9 @@ struct Serve: ParsableCommand {
             accepted during a key rotation), REDIS_URL (shared quotas), CORS_ALLOW_ORIGINS
             (admin port), SSL_CERT_FILE (CA bundle for fetching OIDC keys over HTTPS; default:
             the system's), PORTCULLIS_MONGODB_CHANGE_STREAMS=off (poll meta.version instead),
-            PORTCULLIS_INSTANCE_ID, PORTCULLIS_WORKER_BIN, PORTCULLIS_LOG_LEVEL.
+            PORTCULLIS_INSTANCE_ID, PORTCULLIS_WORKER_BIN, PORTCULLIS_LOG_LEVEL (trace...critical;
+            default info), PORTCULLIS_LOG_FORMAT (json, the default: one JSON object per line on
+            stderr; text).
             """
     )
 
@@ -45,12 +47,7 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
-        let level = ProcessInfo.processInfo.environment["PORTCULLIS_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LogSetup.bootstrap(process: "router")
         let status = Gateway.run(Gateway.Options(configPath: self.config, workers: self.workers))
         if status != 0 { throw ExitCode(status) }
     }

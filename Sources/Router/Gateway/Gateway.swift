@@ -28,6 +28,7 @@ final class Gateway: @unchecked Sendable {
     private var supervisor: WorkerSupervisor!
     private var keySets: KeySetService!
     private var decisionLog: DecisionLog!
+    private var metrics: GatewayMetrics!
     private var watcher: ConfigWatcher?
     /// Set when the model lives in MongoDB (`MONGODB_URI`/`server.mongodb_uri`).
     private var mongo: MongoConfigSource?
@@ -194,6 +195,8 @@ final class Gateway: @unchecked Sendable {
 
         self.decisionLog = try DecisionLog(target: .init(self.resolve(server.decisionLog)))
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let metrics = GatewayMetrics(workerCount: workerCount)
+        self.metrics = metrics
         let snapshot = RouterSnapshot(version: 1, config: config)
         var contexts: [NIOLoopBound<LoopContext>] = []
         for (index, loop) in self.group.makeIterator().enumerated() {
@@ -203,7 +206,7 @@ final class Gateway: @unchecked Sendable {
                     NIOLoopBound(
                         LoopContext(
                             index: index, eventLoop: loop, snapshot: snapshot, workerCount: workerCount, decisionLog: log,
-                            limits: server.limits),
+                            limits: server.limits, metrics: metrics),
                         eventLoop: loop)
                 }.wait())
         }
@@ -235,7 +238,7 @@ final class Gateway: @unchecked Sendable {
             AdminAuthenticator(config: admin) { source in refresh.withLockedValue { $0 }?(source) }
         }
         self.keySets = try KeySetService(
-            loop: self.group.next(), logger: self.logger,
+            loop: self.group.next(), logger: self.logger, metrics: metrics,
             publish: { message in
                 supervisor.publish(keySet: message)
                 adminAuth?.accept(message)
@@ -248,6 +251,7 @@ final class Gateway: @unchecked Sendable {
         self.keySets.start()
         self.clientIndex = Self.index(config.model)
         self.logUnavailableCredentials(self.state.withLockedValue { $0.config }, previous: nil)
+        if self.state.withLockedValue({ $0.loaded }) { metrics.configApplied(version: 1, unixMs: WallClock.nowMillis()) }
         self.supervisor.start(version: 1, fullSnapshot: Self.fullSnapshot(config.model, version: 1, workerCount: workerCount))
 
         guard Self.wait(for: self.supervisor.ready, seconds: 30) else {
@@ -266,7 +270,7 @@ final class Gateway: @unchecked Sendable {
         self.apiPool = apiPool
         self.management = self.makeManagementAPI(authenticator: adminAuth)
         let settings = AdminServer.Settings(
-            api: self.management, pool: apiPool,
+            api: self.management, pool: apiPool, metrics: metrics,
             corsOrigins: (self.environment["CORS_ALLOW_ORIGINS"] ?? "").split(separator: ",").map { String($0.trimmingASCIIWhitespace()) }.filter { !$0.isEmpty })
         let admin = try AdminServer.bind(group: self.group, address: config.adminListen, settings: settings) { [self] in self.adminStatus() }
         self.logger.info(
@@ -393,6 +397,7 @@ final class Gateway: @unchecked Sendable {
             : nil
         self.clientIndex = Self.index(next.model)
         self.supervisor.push(version: version, fullSnapshot: Self.fullSnapshot(next.model, version: version, workerCount: workerCount), deltas: deltas)
+        self.metrics.configApplied(version: version, unixMs: WallClock.nowMillis())
         self.logger.info(
             "config reloaded",
             metadata: [

@@ -42,12 +42,17 @@ final class LoopContext {
     let decisionLog: DecisionLog
     /// Limits fixed when a connection is accepted (parser settings).
     let limits: LimitsConfig
+    let metrics: LoopMetrics
 
-    init(index: Int, eventLoop: any EventLoop, snapshot: RouterSnapshot, workerCount: Int, decisionLog: DecisionLog, limits: LimitsConfig) {
+    init(
+        index: Int, eventLoop: any EventLoop, snapshot: RouterSnapshot, workerCount: Int, decisionLog: DecisionLog, limits: LimitsConfig,
+        metrics: GatewayMetrics
+    ) {
         self.index = index
         self.eventLoop = eventLoop
         self.snapshot = snapshot
-        self.links = (0..<workerCount).map { WorkerLink(slot: $0, eventLoop: eventLoop) }
+        self.links = (0..<workerCount).map { WorkerLink(slot: $0, eventLoop: eventLoop, inFlight: metrics.workerInFlight($0)) }
+        self.metrics = LoopMetrics(metrics)
         self.upstreams = UpstreamPool(eventLoop: eventLoop)
         self.ring = ShardRing(count: workerCount)
         self.decisionLog = decisionLog

@@ -344,7 +344,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
         let requestID = self.loop.requestIDs.next()
         self.writeLocal(refusal, requestID: requestID, minorVersion: 1, rateLimitPolicy: "", rateLimit: "", close: true)
-        self.log(
+        self.logRefusal(
             DecisionRecord(
                 unixMillis: WallClock.nowMillis(), requestID: requestID, clientID: "", profileID: "", authType: "", policyID: "",
                 collection: "", method: "", path: "", status: refusal.status, reason: refusal.reason, worker: -1, latencyMicros: 0))
@@ -357,6 +357,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         guard exchange === self.exchange, exchange.phase == .deciding else { return }
         exchange.callID = 0
         exchange.decision = response
+        self.loop.metrics.decided(nanoseconds: (NIODeadline.now() - exchange.startedAt).nanoseconds)
         switch response.outcome {
         case .allow:
             self.allow(exchange, response)
@@ -397,7 +398,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             interim.writeStaticString(exchange.head.minorVersion == 0 ? "HTTP/1.0 100 Continue\r\n\r\n" : "HTTP/1.1 100 Continue\r\n\r\n")
             self.context?.writeAndFlush(Self.wrapOutboundOut(interim), promise: nil)
         }
-        exchange.upstreamDeadline = .now() + .milliseconds(Int64(route.timeoutMs))
+        exchange.upstreamStartedAt = .now()
+        exchange.upstreamDeadline = exchange.upstreamStartedAt + .milliseconds(Int64(route.timeoutMs))
         self.armTimer()
         self.connectUpstream(exchange, route: route)
     }
@@ -458,6 +460,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         exchange.upstreamDeadline = nil
         exchange.responseStarted = true
         exchange.responseStatus = head.status
+        if let route = exchange.route {
+            self.loop.metrics.upstreamAnswered(
+                collection: route.collectionID, nanoseconds: (NIODeadline.now() - exchange.upstreamStartedAt).nanoseconds)
+        }
         let dechunk = framing == .chunked && exchange.head.minorVersion == 0
         if framing == .untilClose || dechunk { exchange.keepAlive = false }
         let connection: HeadWriter.ConnectionHeader =
@@ -589,11 +595,23 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Every answered request passes here once: the metrics and the decision log.
     private func log(_ exchange: Exchange, status: Int, reason: String) {
-        guard self.loop.decisionLog.isEnabled else { return }
-        let decision = exchange.decision
         let elapsed = NIODeadline.now() - exchange.startedAt
-        self.log(
+        self.loop.metrics.answered(status: status, reason: reason, nanoseconds: elapsed.nanoseconds)
+        let decision = exchange.decision
+        if status >= 500 {
+            // What an operator pages on goes to the error stream too, with
+            // the request id that ties it to the decision log and upstream logs.
+            self.loop.logger.warning(
+                "request failed",
+                metadata: [
+                    "request_id": "\(exchange.requestID)", "status": "\(status)", "reason": "\(reason)", "client_id": "\(exchange.clientID)",
+                    "collection": "\(decision?.collectionID ?? "")", "worker": "\(exchange.worker)",
+                ])
+        }
+        guard self.loop.decisionLog.isEnabled else { return }
+        self.loop.decisionLog.append(
             DecisionRecord(
                 unixMillis: WallClock.nowMillis(), requestID: exchange.requestID, clientID: exchange.clientID,
                 profileID: exchange.profileID, authType: decision?.authType ?? "", policyID: decision?.policyID ?? "",
@@ -601,7 +619,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 reason: reason, worker: exchange.worker, latencyMicros: elapsed.nanoseconds / 1000))
     }
 
-    private func log(_ record: DecisionRecord) {
+    /// A request refused before it became an exchange (bad head, header timeout).
+    private func logRefusal(_ record: DecisionRecord) {
+        self.loop.metrics.answered(status: record.status, reason: record.reason, nanoseconds: 0)
         self.loop.decisionLog.append(record)
     }
 
@@ -629,7 +649,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if let deadline = self.headerDeadline, deadline <= now, self.exchange == nil {
             let requestID = self.loop.requestIDs.next()
             self.writeLocal(.headerTimeout, requestID: requestID, minorVersion: 1, rateLimitPolicy: "", rateLimit: "", close: true)
-            self.log(
+            self.logRefusal(
                 DecisionRecord(
                     unixMillis: WallClock.nowMillis(), requestID: requestID, clientID: "", profileID: "", authType: "",
                     policyID: "", collection: "", method: "", path: "", status: 408, reason: ReasonCode.headerTimeout.rawValue,
@@ -684,6 +704,7 @@ final class Exchange: DecisionWaiter, UpstreamDelegate {
     var upstream: UpstreamConnection?
     var upstreamReused = false
     var upstreamDeadline: NIODeadline?
+    var upstreamStartedAt = NIODeadline.uptimeNanoseconds(0)
     var retried = false
     var bodySent = false
 

@@ -1,9 +1,5 @@
 import Shared
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// One line of the decision log (SPEC §2): which client and profile, which
 /// policy applied, what was answered and why. The path is logged without its
 /// query string, which routinely carries secrets (`?api_key=`).
@@ -26,7 +22,7 @@ struct DecisionRecord {
         var out = ""
         out.reserveCapacity(320)
         out += "{\"time\":\""
-        out += Self.isoTime(unixMillis: self.unixMillis)
+        out += ISOTime.format(unixMillis: self.unixMillis)
         out += "\",\"request_id\":"
         JSON.appendString(self.requestID, to: &out)
         out += ",\"client_id\":"
@@ -57,16 +53,5 @@ struct DecisionRecord {
         let fraction = micros % 1000
         let pad = fraction < 10 ? "00" : (fraction < 100 ? "0" : "")
         return "\(whole).\(pad)\(fraction)"
-    }
-
-    /// `2026-11-22T14:41:00.123Z`
-    static func isoTime(unixMillis: Int64) -> String {
-        var seconds = time_t(unixMillis / 1000)
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-        let ms = Int(unixMillis % 1000)
-        let msText = ms < 10 ? "00\(ms)" : (ms < 100 ? "0\(ms)" : "\(ms)")
-        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(msText)Z"
     }
 }

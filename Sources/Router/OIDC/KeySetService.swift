@@ -29,18 +29,20 @@ final class KeySetService: @unchecked Sendable {
     private let pool: NIOThreadPool
     private let loop: any EventLoop
     private let logger: Logger
+    private let metrics: GatewayMetrics?
     private let publish: @Sendable (KeySetMessage) -> Void
     private let forget: @Sendable (Set<String>) -> Void
     private var ticker: RepeatedTask? = nil
 
     init(
-        loop: any EventLoop, logger: Logger, publish: @escaping @Sendable (KeySetMessage) -> Void,
+        loop: any EventLoop, logger: Logger, metrics: GatewayMetrics? = nil, publish: @escaping @Sendable (KeySetMessage) -> Void,
         forget: @escaping @Sendable (Set<String>) -> Void
     ) throws {
         self.fetcher = try HTTPFetcher()
         self.pool = NIOThreadPool(numberOfThreads: 2)
         self.loop = loop
         self.logger = logger
+        self.metrics = metrics
         self.publish = publish
         self.forget = forget
         self.pool.start()
@@ -156,6 +158,11 @@ final class KeySetService: @unchecked Sendable {
                 return current.message
             }
             guard let message else { return }
+            if case .success = outcome {
+                self.metrics?.keyFetch(source: state.source, succeeded: true)
+            } else {
+                self.metrics?.keyFetch(source: state.source, succeeded: false)
+            }
             switch outcome {
             case .success:
                 self.logger.info("oidc keys fetched", metadata: ["source": "\(state.source)", "version": "\(message.version)"])

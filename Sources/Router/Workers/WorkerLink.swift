@@ -1,3 +1,4 @@
+import CoreMetrics
 import Logging
 import NIOCore
 import Shared
@@ -24,11 +25,14 @@ final class WorkerLink {
     private var pending: [UInt64: any DecisionWaiter] = [:]
     private var outbound: ByteBuffer
     private var flushScheduled = false
+    /// `portcullis_worker_in_flight`, shared by every loop's link to this worker.
+    private let inFlightMeter: CoreMetrics.Meter?
 
-    init(slot: Int, eventLoop: any EventLoop) {
+    init(slot: Int, eventLoop: any EventLoop, inFlight: CoreMetrics.Meter? = nil) {
         self.slot = slot
         self.eventLoop = eventLoop
         self.outbound = ByteBufferAllocator().buffer(capacity: 0)
+        self.inFlightMeter = inFlight
     }
 
     var inFlight: Int { self.pending.count }
@@ -40,6 +44,7 @@ final class WorkerLink {
         self.nextCallID &+= 1
         let id = self.nextCallID
         self.pending[id] = waiter
+        self.inFlightMeter?.increment()
         if self.outbound.capacity == 0 { self.outbound = ByteBufferAllocator().buffer(capacity: 4096) }
         FrameCodec.encode(Frame(id: id, body: .decide(request)), into: &self.outbound)
         self.scheduleFlush()
@@ -48,7 +53,7 @@ final class WorkerLink {
 
     /// The waiter went away (its client disconnected); a late answer is dropped.
     func cancel(_ callID: UInt64) {
-        self.pending.removeValue(forKey: callID)
+        if self.pending.removeValue(forKey: callID) != nil { self.inFlightMeter?.decrement() }
     }
 
     func sendControl(_ frame: Frame) {
@@ -78,6 +83,7 @@ final class WorkerLink {
 
     func decisionReceived(callID: UInt64, _ response: DecisionResponse) {
         guard let waiter = self.pending.removeValue(forKey: callID) else { return }
+        self.inFlightMeter?.decrement()
         waiter.decisionArrived(response, callID: callID)
     }
 
@@ -111,6 +117,7 @@ final class WorkerLink {
         guard !self.pending.isEmpty else { return }
         let waiters = self.pending
         self.pending.removeAll()
+        self.inFlightMeter?.decrement(by: Double(waiters.count))
         let error = GatewayError.workerUnavailable()
         for (id, waiter) in waiters { waiter.decisionFailed(error, callID: id) }
     }

@@ -218,7 +218,7 @@ final class WorkerSupervisor: @unchecked Sendable {
             state.slots[slot].startedAtMs = Self.nowMs()
         }
         self.reaper.childStarted()
-        self.logger.info("worker started", metadata: ["worker": "\(slot)", "pid": "\(started.pid)", "generation": "\(generation)"])
+        self.logger.info("worker started", metadata: ["worker": "\(slot)", "worker_pid": "\(started.pid)", "generation": "\(generation)"])
 
         for (loopIndex, loop) in self.loops.enumerated() {
             let fd = started.routerSockets[loopIndex]
@@ -385,12 +385,12 @@ final class WorkerSupervisor: @unchecked Sendable {
             loop.eventLoop.execute { loop.value.links[found.slot].detach(generation: found.generation) }
         }
         if found.stopping {
-            self.logger.info("worker stopped", metadata: ["worker": "\(found.slot)", "pid": "\(pid)"])
+            self.logger.info("worker stopped", metadata: ["worker": "\(found.slot)", "worker_pid": "\(pid)"])
             if found.allGone { self.allStopped.succeed(()) }
             return
         }
         self.logger.error(
-            "worker exited", metadata: ["worker": "\(found.slot)", "pid": "\(pid)", "status": "\(WorkerProcess.describe(status: status))"])
+            "worker exited", metadata: ["worker": "\(found.slot)", "worker_pid": "\(pid)", "status": "\(WorkerProcess.describe(status: status))"])
         self.scheduleRespawn(slot: found.slot, uptimeMs: found.uptime)
     }
 

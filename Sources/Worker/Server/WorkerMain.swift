@@ -38,11 +38,7 @@ struct WorkerMain {
             exit(arguments.contains("--help") ? 0 : 2)
         }
 
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = .info
-            return handler
-        }
+        LogSetup.bootstrap(process: "worker")
         var logger = Logger(label: "portcullis-worker")
         logger[metadataKey: "worker"] = "\(index)"
 
