@@ -127,6 +127,47 @@ struct ObservabilityTests {
         #expect(recovered.sum("portcullis_config_store_up") == 1 && recovered.sum("portcullis_config_from_snapshot") == 0)
     }
 
+    /// `deploy/grafana/portcullis-dashboard.json` queries every metric a
+    /// gateway with MongoDB, Redis and an OIDC issuer exports, and nothing
+    /// else (a renamed metric would leave a panel silently empty).
+    @Test func theDashboardQueriesExactlyTheExportedMetrics() throws {
+        let dashboardPath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("deploy/grafana/portcullis-dashboard.json").path
+        let dashboard = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dashboardPath))) as? [String: Any])
+        let panels = try #require(dashboard["panels"] as? [[String: Any]])
+        var queried = Set<String>()
+        let metric = try Regex("portcullis_[a-z_]+")
+        for panel in panels where panel["type"] as? String != "row" {
+            let targets = try #require(panel["targets"] as? [[String: Any]], "\(panel["title"] ?? "")")
+            #expect(!targets.isEmpty)
+            for target in targets {
+                let expr = try #require(target["expr"] as? String)
+                for match in expr.matches(of: metric) {
+                    var name = String(expr[match.range])
+                    for suffix in ["_bucket", "_count", "_sum"] where name.hasSuffix(suffix) { name.removeLast(suffix.count) }
+                    queried.insert(name)
+                }
+            }
+            #expect((panel["datasource"] as? [String: Any])?["uid"] as? String == "${datasource}")
+        }
+
+        let setup = try MongoSetup()
+        defer { setup.stop() }
+        let redis = try RedisServer(directory: setup.directory.appendingPathComponent("redis"))
+        defer { redis.stop() }
+        try setup.importModel()
+        let cluster = try setup.startInstance(workers: 1, environment: ["REDIS_URL": redis.url])
+        #expect(setup.call(cluster, "/orders/1", client: "acme", profile: "acme-token", token: MongoSetup.token("acme")) == 200)
+        try waitUntil(10, "a key fetch and a Redis sync") {
+            let scrape = try? MetricsScrape.of(cluster)
+            return (scrape?.sum("portcullis_oidc_key_fetches_total") ?? 0) >= 1 && scrape?.sum("portcullis_quota_redis_up") == 1
+        }
+        let exported = try MetricsScrape.of(cluster).families
+        #expect(queried.subtracting(exported).isEmpty, "on the dashboard, not exported: \(queried.subtracting(exported).sorted())")
+        #expect(exported.subtracting(queried).isEmpty, "exported, not on the dashboard: \(exported.subtracting(queried).sorted())")
+    }
+
     /// A full run at trace level that touches every kind of secret the
     /// gateway handles, good and bad, then greps every log it wrote: the
     /// router's and workers' stderr, the decision log, the audit log.
