@@ -34,7 +34,7 @@ final class GatewayMetrics: Sendable {
 
     let decisionDuration: CoreMetrics.Timer
     let requestDuration: CoreMetrics.Timer
-    private let workerCount: Int
+    let configChanges: CoreMetrics.Counter
     private let inFlight: [CoreMetrics.Meter]
     private let scrape = NIOLockedValueBox(ScrapeState())
 
@@ -47,7 +47,6 @@ final class GatewayMetrics: Sendable {
     }
 
     init(workerCount: Int) {
-        self.workerCount = workerCount
         self.decisionDuration = Self.timer(
             self.registry, "portcullis_decision_duration_seconds", [], Self.decisionBuckets,
             "Time from a request's head to the worker's decision, including the hop to the worker.")
@@ -55,6 +54,9 @@ final class GatewayMetrics: Sendable {
             self.registry, "portcullis_request_duration_seconds", [], Self.upstreamBuckets,
             "Time from a request's head to the end of its response, as the client sees it.")
         let registry = self.registry
+        self.configChanges = CoreMetrics.Counter(
+            label: "portcullis_config_changes_total", dimensions: [],
+            handler: Self.counter(registry, "portcullis_config_changes_total", [], "Config changes put in force since start."))
         self.inFlight = (0..<workerCount).map { slot in
             let labels = [("worker", String(slot))]
             return CoreMetrics.Meter(
@@ -68,7 +70,6 @@ final class GatewayMetrics: Sendable {
             _ = self.quotaSyncBatches(slot)
             _ = self.quotaSyncFailures(slot)
         }
-        _ = self.configChanges
     }
 
     // MARK: counted as it happens
@@ -94,12 +95,6 @@ final class GatewayMetrics: Sendable {
         let labels = [("source", source), ("result", succeeded ? "success" : "failure")]
         Self.counter(self.registry, "portcullis_oidc_key_fetches_total", labels, "JWKS fetches (discovery included) per OIDC key source, by result."
         ).increment()
-    }
-
-    var configChanges: CoreMetrics.Counter {
-        CoreMetrics.Counter(
-            label: "portcullis_config_changes_total", dimensions: [],
-            handler: Self.counter(self.registry, "portcullis_config_changes_total", [], "Config changes put in force since start."))
     }
 
     /// A new model is in force (version counted from 1 at start).
