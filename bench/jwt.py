@@ -31,7 +31,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import Bench, bench_main, free_port, http_status, wait_http  # noqa: E402
+from run import Bench, bench_main, free_port, http_status, wait_http, wait_ready  # noqa: E402
 
 SECRET = "bench-hs256-shared-secret-0123456789"
 
@@ -112,12 +112,7 @@ backend upstream
         self.portcullis_jwt()
         wait_http(self.ports["upstream"])
         wait_http(self.ports["haproxy-jwt"])
-        wait_http(self.ports["admin"], "/readyz")
-        deadline = time.time() + 30
-        while http_status(self.ports["admin"], "/readyz", {}) != 200:
-            if time.time() > deadline:
-                raise RuntimeError("portcullis did not become ready")
-            time.sleep(0.05)
+        wait_ready(self.ports["admin"])
         self.check_same_job()
         script = self.lua()
         results = self.interleave(["upstream", "haproxy-jwt", "portcullis-jwt"], script)

@@ -21,10 +21,9 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import CLK_TCK, Bench, bench_main, wait_http, http_status  # noqa: E402
+from run import CLK_TCK, Bench, bench_main, wait_http, wait_ready  # noqa: E402
 
 
 def proc_sample(pid):
@@ -56,12 +55,7 @@ class Profile(Bench):
         rows = []
         for rnd in range(self.args.rounds):
             proc = self.start_portcullis("portcullis", config)
-            wait_http(self.ports["admin"], "/readyz")
-            deadline = time.time() + 60
-            while http_status(self.ports["admin"], "/readyz", {}) != 200:
-                if time.time() > deadline:
-                    raise RuntimeError("portcullis did not become ready")
-                time.sleep(0.05)
+            wait_ready(self.ports["admin"])
             self.run_wrk("portcullis", self.args.warmup, script)
             router, workers = proc.pid, children(proc.pid)
             before = {p: proc_sample(p) for p in [router] + workers}

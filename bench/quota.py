@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import Bench, bench_main, free_port, wait_http, http_status  # noqa: E402
+from run import Bench, bench_main, free_port, wait_http, wait_ready  # noqa: E402
 
 
 class QuotaBench(Bench):
@@ -70,11 +70,7 @@ clients:
             env["REDIS_URL"] = f"redis://127.0.0.1:{self.redis_port}/0"
         self.start_portcullis(name, config, env=env)
         wait_http(port)
-        deadline = time.time() + 30
-        while http_status(admin, "/readyz", {}) != 200:
-            if time.time() > deadline:
-                raise RuntimeError(f"{name} did not become ready")
-            time.sleep(0.05)
+        wait_ready(admin)
         return port
 
     def run(self):

@@ -73,6 +73,16 @@ def http_status(port, path, headers):
         return int(parts[1]) if len(parts) > 1 else 0
 
 
+def wait_ready(admin_port, timeout=60):
+    """Until Portcullis' /readyz answers 200 (every worker up with the config)."""
+    wait_http(admin_port, "/readyz", timeout=timeout)
+    deadline = time.time() + timeout
+    while http_status(admin_port, "/readyz", {}) != 200:
+        if time.time() > deadline:
+            raise RuntimeError("portcullis did not become ready")
+        time.sleep(0.05)
+
+
 def tree_cpu_ticks(root_pid):
     """utime+stime of root_pid and all its descendants, in clock ticks."""
     stats = {}
@@ -197,12 +207,7 @@ http {{
         wait_http(up)
         for name in ["nginx-proxy", "nginx-keyauth", "portcullis"]:
             wait_http(self.ports[name])
-        wait_http(self.ports["admin"], "/readyz")
-        deadline = time.time() + 30
-        while http_status(self.ports["admin"], "/readyz", {}) != 200:
-            if time.time() > deadline:
-                raise RuntimeError("portcullis did not become ready")
-            time.sleep(0.05)
+        wait_ready(self.ports["admin"])
 
     def portcullis_config(self, name, clients_yaml):
         """The Portcullis config of the comparisons: one collection in front
