@@ -62,7 +62,8 @@ class Profile(Bench):
             r = self.run_wrk("portcullis", self.args.duration, script)
             after = {p: proc_sample(p) for p in [router] + workers}
             n = max(1, r["requests"])
-            row = {"rps": r["rps"], "p99_ms": r["p99_us"] / 1000, "errors": r["errors"] + r["non2xx"]}
+            row = {"rps": r["rps"], "p99_ms": r["p99_us"] / 1000, "errors": r["errors"] + r["non2xx"],
+                   "steal %": r["steal_pct"]}
             for role, pids in [("router", [router]), ("workers", workers)]:
                 d = [sum(after[p][i] - before[p][i] for p in pids) for i in range(4)]
                 row[f"{role} usr"] = d[0] / CLK_TCK * 1e6 / n

@@ -111,7 +111,7 @@ clients:
                 results[name].append(r)
                 print(f"round {rnd + 1} {name:10s} {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms  "
                       f"p99 {r['p99_us'] / 1000:6.2f} ms  {r['cpu_us_per_req']:6.1f} CPU us/req  "
-                      f"errors {r['errors']} non-2xx {r['non2xx']}"
+                      f"errors {r['errors']} non-2xx {r['non2xx']}  steal {r['steal_pct']:.0f}%"
                       + (f"  redis {r['redis_per_1000']:.2f}/1000 req" if name == "quota-on" else ""), flush=True)
         med = {n: {k: statistics.median(r[k] for r in rs) for k in ["rps", "p50_us", "p99_us", "cpu_us_per_req"]}
                for n, rs in results.items()}
@@ -141,6 +141,7 @@ clients:
         print(f"{'offered':>8s} {'requests':>9s} {'allowed':>8s} {'quota':>6s} {'overshoot':>9s}")
         for k, sent, allowed, _ in overshoot:
             print(f"{str(k) + 'x':>8s} {sent:9d} {allowed:8d} {self.args.quota:6d} {allowed - self.args.quota:+9d}")
+        self.report_steal(results)
 
     def burst(self, ports, client, total):
         lock = threading.Lock()

@@ -83,6 +83,15 @@ def wait_ready(admin_port, timeout=60):
         time.sleep(0.05)
 
 
+def cpu_steal_ticks():
+    """(steal, total) ticks of the whole machine from /proc/stat. Steal is
+    time the hypervisor gave our vCPUs to someone else: a run with much of
+    it measures the host, not the proxies."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:9]]
+    return fields[7], sum(fields)
+
+
 def tree_cpu_ticks(root_pid):
     """utime+stime of root_pid and all its descendants, in clock ticks."""
     stats = {}
@@ -248,7 +257,7 @@ clients:
                 results[name].append(r)
                 print(f"round {rnd + 1} {name:14s} {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms  "
                       f"p99 {r['p99_us'] / 1000:6.2f} ms  {r['cpu_us_per_req']:6.1f} CPU us/req  "
-                      f"errors {r['errors']} non-2xx {r['non2xx']}", flush=True)
+                      f"errors {r['errors']} non-2xx {r['non2xx']}  steal {r['steal_pct']:.0f}%", flush=True)
         with open(self.path("results.json"), "w") as f:
             json.dump(results, f, indent=2)
         return results
@@ -292,16 +301,25 @@ end
         argv = ["wrk", "-t", str(self.args.threads), "-c", str(self.args.connections), "-d", f"{duration}s",
                 "--latency", "-s", script, f"http://127.0.0.1:{self.ports[name]}/"]
         pid = self.targets[name].pid
-        before = tree_cpu_ticks(pid)
+        before, steal_before = tree_cpu_ticks(pid), cpu_steal_ticks()
         out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 30).stdout
-        after = tree_cpu_ticks(pid)
+        after, steal_after = tree_cpu_ticks(pid), cpu_steal_ticks()
         line = [l for l in out.splitlines() if l.startswith("{")]
         if not line:
             raise RuntimeError(f"wrk gave no summary for {name}: {out}")
         r = json.loads(line[-1])
         r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
         r["cpu_us_per_req"] = (after - before) / CLK_TCK * 1e6 / max(1, r["requests"])
+        r["steal_pct"] = 100 * (steal_after[0] - steal_before[0]) / max(1, steal_after[1] - steal_before[1])
         return r
+
+    def report_steal(self, results):
+        """Says how many runs the host disturbed (CPU steal over 10%)."""
+        runs = [r for rs in results.values() for r in rs]
+        stolen = [r for r in runs if r["steal_pct"] > 10]
+        if stolen:
+            print(f"warning: {len(stolen)} of {len(runs)} runs had over 10% CPU steal (max "
+                  f"{max(r['steal_pct'] for r in stolen):.0f}%): the host took the cores; rerun for clean medians")
 
     def run(self):
         self.setup_targets()
@@ -325,6 +343,7 @@ end
                   f"{p['p50_us'] / max(1, m['p50_us']):7.2f} {p['p99_us'] / max(1, m['p99_us']):7.2f} "
                   f"{p['cpu_us_per_req'] / max(0.01, m['cpu_us_per_req']):7.2f}")
         print("P/x = Portcullis divided by the row's target: > 1 is better for req/s, < 1 is better for latency and CPU.")
+        self.report_steal(results)
         print(f"raw results: {self.path('results.json')}")
 
     def stop(self):
