@@ -23,14 +23,12 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import CLK_TCK, Bench, bench_main, wait_http, wait_ready  # noqa: E402
+from run import CLK_TCK, Bench, bench_main, proc_stat, wait_http, wait_ready  # noqa: E402
 
 
 def proc_sample(pid):
     """(user ticks, system ticks, read syscalls, write syscalls) of one process."""
-    with open(f"/proc/{pid}/stat") as f:
-        raw = f.read()
-    rest = raw[raw.rindex(")") + 2:].split()
+    rest = proc_stat(pid)
     io = {}
     with open(f"/proc/{pid}/io") as f:
         for line in f:

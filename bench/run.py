@@ -92,6 +92,14 @@ def cpu_steal_ticks():
     return fields[7], sum(fields)
 
 
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (which may hold
+    spaces): [0] state, [1] ppid, [11] utime, [12] stime in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        raw = f.read()
+    return raw[raw.rindex(")") + 2:].split()
+
+
 def tree_cpu_ticks(root_pid):
     """utime+stime of root_pid and all its descendants, in clock ticks."""
     stats = {}
@@ -99,11 +107,9 @@ def tree_cpu_ticks(root_pid):
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                raw = f.read()
+            rest = proc_stat(entry)
         except OSError:
             continue
-        rest = raw[raw.rindex(")") + 2:].split()
         stats[int(entry)] = (int(rest[1]), int(rest[11]) + int(rest[12]))  # ppid, utime+stime
     tree, frontier = {root_pid}, [root_pid]
     while frontier:
