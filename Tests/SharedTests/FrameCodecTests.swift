@@ -48,6 +48,38 @@ struct FrameCodecTests {
         #expect(decoded == Self.samples)
     }
 
+    @Test("a stream cut into reads of every size yields every frame once, in order")
+    func streamReassembles() throws {
+        var whole = ByteBuffer()
+        for frame in Self.samples { FrameCodec.encode(frame, into: &whole) }
+        let bytes = Array(whole.readableBytesView)
+        for chunk in [1, 2, 3, 5, 7, 64, 1000, bytes.count] {
+            var stream = FrameStream(maxFrameBytes: 4096)
+            var decoded: [Frame] = []
+            var offset = 0
+            while offset < bytes.count {
+                let end = min(bytes.count, offset + chunk)
+                stream.append(ByteBuffer(bytes: bytes[offset..<end]))
+                while let frame = try stream.next() { decoded.append(frame) }
+                offset = end
+            }
+            #expect(decoded == Self.samples, "chunk \(chunk)")
+            #expect(stream.heldBytes == 0)
+        }
+    }
+
+    @Test("a stream refuses an oversized frame and garbage")
+    func streamRefuses() {
+        var oversized = FrameStream(maxFrameBytes: 16)
+        var big = ByteBuffer()
+        big.writeInteger(UInt32(17))
+        oversized.append(big)
+        #expect(throws: FrameError.oversized(length: 17, limit: 16)) { try oversized.next() }
+        var garbage = FrameStream(maxFrameBytes: 4096)
+        garbage.append(ByteBuffer(bytes: [0, 0, 0, 3, 0xFF, 0xFF, 0xFF]))
+        #expect(throws: FrameError.malformed) { try garbage.next() }
+    }
+
     @Test("a truncated frame waits for more bytes at every cut point")
     func truncated() throws {
         var whole = ByteBuffer()

@@ -80,7 +80,10 @@ struct PipelineTests {
         expectDenied(try decide(Fixture.request(ip: nil)), 403, .ipNotAllowed, .ipNotAllowed)
     }
 
-    @Test(arguments: ["", "Bearer", "Bearer ", "Bearer    ", "Basic dXNlcjpwYXNz", "Token \(Fixture.token)", "Bearer\(Fixture.token)"])
+    @Test(arguments: [
+        "", "\t", "Bearer", "Bearer ", "Bearer \t ", "Bearer    ", "Bearers \(Fixture.token)", "Bear \(Fixture.token)",
+        "Basic dXNlcjpwYXNz", "Token \(Fixture.token)", "Bearer\(Fixture.token)", "Béarer \(Fixture.token)",
+    ])
     func row6MissingCredential(authorization: String) throws {
         expectDenied(try decide(Fixture.request(authorization: authorization)), 401, .unauthorized, .missingCredential)
     }
@@ -90,7 +93,7 @@ struct PipelineTests {
         expectDenied(try decide(Fixture.request(authorization: authorization)), 401, .invalidToken, .tokenInvalid)
     }
 
-    @Test(arguments: ["bearer \(Fixture.token)", "BEARER \(Fixture.token)", "Bearer \t \(Fixture.token)  "])
+    @Test(arguments: ["bearer \(Fixture.token)", "BEARER \(Fixture.token)", "Bearer \t \(Fixture.token)  ", " \tBeArEr\t\(Fixture.token)\t"])
     func row6SchemeIsCaseInsensitiveAndWhitespaceTolerant(authorization: String) throws {
         #expect(try decide(Fixture.request(authorization: authorization)).outcome == .allow)
     }

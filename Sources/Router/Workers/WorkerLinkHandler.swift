@@ -10,7 +10,7 @@ import Glibc
 /// config acks. Any protocol violation closes the connection with a logged
 /// error; the supervisor then replaces the worker.
 final class WorkerLinkHandler: ChannelInboundHandler {
-    typealias InboundIn = Frame
+    typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let link: WorkerLink
@@ -19,6 +19,8 @@ final class WorkerLinkHandler: ChannelInboundHandler {
     private let supervisor: WorkerSupervisor
     private let logger: Logger
     private var greeted = false
+    private var closed = false
+    private var frames = FrameStream(maxFrameBytes: WireProtocol.maxWorkerFrameBytes)
 
     init(link: WorkerLink, generation: Int, loopIndex: Int, supervisor: WorkerSupervisor, logger: Logger) {
         self.link = link
@@ -37,7 +39,17 @@ final class WorkerLinkHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = Self.unwrapInboundIn(data)
+        self.frames.append(Self.unwrapInboundIn(data))
+        do {
+            while !self.closed, let frame = try self.frames.next() {
+                self.handle(frame, context: context)
+            }
+        } catch {
+            self.fail(context, "\(error)")
+        }
+    }
+
+    private func handle(_ frame: Frame, context: ChannelHandlerContext) {
         switch frame.body {
         case .hello(let hello) where !self.greeted:
             guard hello.protocolVersion == WireProtocol.version, hello.role == .worker,
@@ -71,6 +83,8 @@ final class WorkerLinkHandler: ChannelInboundHandler {
     }
 
     private func fail(_ context: ChannelHandlerContext, _ message: String) {
+        guard !self.closed else { return }
+        self.closed = true
         self.logger.error(
             "closing worker connection: protocol error",
             metadata: ["worker": "\(self.link.slot)", "error": "\(message)"])

@@ -228,12 +228,10 @@ final class WorkerSupervisor: @unchecked Sendable {
                 let boundLink = NIOLoopBound(link, eventLoop: loop.eventLoop)
                 let bootstrap = ClientBootstrap(group: loop.eventLoop).channelInitializer { [self] channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandlers(
-                            ByteToMessageHandler(FrameDecoder(maxFrameBytes: WireProtocol.maxWorkerFrameBytes)),
+                        try channel.pipeline.syncOperations.addHandler(
                             WorkerLinkHandler(
                                 link: boundLink.value, generation: generation, loopIndex: loopIndex, supervisor: self,
-                                logger: self.logger)
-                        )
+                                logger: self.logger))
                     }
                 }
                 bootstrap.withConnectedSocket(fd).assumeIsolated().whenComplete { result in

@@ -320,24 +320,41 @@ public struct FrameParser: Sendable {
     }
 }
 
-/// The NIO face of `FrameParser`.
-public struct FrameDecoder: ByteToMessageDecoder {
-    public typealias InboundOut = Frame
+/// A byte stream cut into frames, for the channel handlers on both ends of
+/// the router-worker link. They decode in place rather than behind a
+/// ByteToMessageHandler, which boxed every Frame into an NIOAny and copied
+/// it twice more on the way to the handler: measurable at one frame per
+/// request. Bytes of an incomplete frame are held until the rest arrives.
+public struct FrameStream: Sendable {
     private let parser: FrameParser
+    private var held: ByteBuffer?
 
     public init(maxFrameBytes: Int) {
         self.parser = FrameParser(maxFrameBytes: maxFrameBytes)
     }
 
-    public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let frame = try self.parser.next(from: &buffer) else { return .needMoreData }
-        context.fireChannelRead(Self.wrapInboundOut(frame))
-        return .continue
+    /// Bytes held for a frame not yet complete.
+    public var heldBytes: Int { self.held?.readableBytes ?? 0 }
+
+    /// Adds bytes read from the channel.
+    public mutating func append(_ bytes: ByteBuffer) {
+        guard var held = self.held, held.readableBytes > 0 else {
+            self.held = bytes
+            return
+        }
+        self.held = nil  // keep `held` uniquely referenced while appending
+        var bytes = bytes
+        held.discardReadBytes()
+        held.writeBuffer(&bytes)
+        self.held = held
     }
 
-    public mutating func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        while try self.decode(context: context, buffer: &buffer) == .continue {}
-        // Trailing bytes of a cut-off frame are dropped: the peer is gone.
-        return .needMoreData
+    /// The next whole frame, or nil until more bytes arrive. After a throw
+    /// the stream is unusable: the connection must close (see `FrameParser`).
+    public mutating func next() throws(FrameError) -> Frame? {
+        guard var buffer = self.held else { return nil }
+        self.held = nil
+        defer { if buffer.readableBytes > 0 { self.held = buffer } }
+        return try self.parser.next(from: &buffer)
     }
 }

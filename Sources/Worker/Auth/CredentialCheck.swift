@@ -94,27 +94,28 @@ enum TokenAuthenticator {
 /// case-insensitive; any other scheme, or an empty credential, counts as
 /// no credential (SPEC §9).
 enum BearerCredential {
+    /// Works on UTF-8 bytes, not Characters: every delimiter here is ASCII,
+    /// and grapheme breaking was a visible share of a token decision.
     static func token(in authorization: String) -> Substring? {
-        let value = authorization.trimmingPrefixWhitespace()
-        let utf8 = value.utf8
-        guard utf8.count > 7 else { return nil }
-        // Case-insensitive "bearer" on bytes: `| 0x20` folds ASCII letters.
-        guard value.utf8.prefix(6).elementsEqual("bearer".utf8, by: { $0 | 0x20 == $1 }) else { return nil }
-        let afterScheme = value.dropFirst(6)
-        guard let first = afterScheme.first, first == " " || first == "\t" else { return nil }
-        let token = afterScheme.drop(while: { $0 == " " || $0 == "\t" })
-        var end = token.endIndex
-        while end > token.startIndex, token[token.index(before: end)] == " " || token[token.index(before: end)] == "\t" {
-            end = token.index(before: end)
+        let utf8 = authorization.utf8
+        let limit = utf8.endIndex
+        var index = utf8.startIndex
+        func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
+        while index < limit, isBlank(utf8[index]) { utf8.formIndex(after: &index) }
+        // Case-insensitive "bearer": `| 0x20` folds ASCII letters.
+        for expected in "bearer".utf8 {
+            guard index < limit, utf8[index] | 0x20 == expected else { return nil }
+            utf8.formIndex(after: &index)
         }
-        let trimmed = token[..<end]
-        return trimmed.isEmpty ? nil : trimmed
-    }
-}
-
-extension String {
-    fileprivate func trimmingPrefixWhitespace() -> Substring {
-        self.drop(while: { $0 == " " || $0 == "\t" })
+        guard index < limit, isBlank(utf8[index]) else { return nil }
+        while index < limit, isBlank(utf8[index]) { utf8.formIndex(after: &index) }
+        var end = limit
+        while end > index {
+            let last = utf8.index(before: end)
+            guard isBlank(utf8[last]) else { break }
+            end = last
+        }
+        return index < end ? authorization[index..<end] : nil
     }
 }
 

@@ -1,7 +1,7 @@
 import Shared
 
 /// A policy compiled for the limiter, with its header names fixed once.
-struct CompiledPolicy {
+final class CompiledPolicy {
     struct Limit {
         let name: String
         let limit: Int

@@ -7,9 +7,9 @@ import Shared
 /// on a release build. Uncached rows use a fresh token per decision (each is
 /// verified in full); cached rows present the same tokens again.
 enum AuthBench {
-    static func run(iterations: Int) -> Int32 {
+    static func run(iterations: Int, only: String) -> Int32 {
         do {
-            try self.measure(iterations: max(100, iterations))
+            try self.measure(iterations: max(100, iterations), only: only)
             return 0
         } catch {
             FileDescriptorOutput.standardError.write("bench-auth failed: \(error)\n")
@@ -17,7 +17,7 @@ enum AuthBench {
         }
     }
 
-    private static func measure(iterations: Int) throws {
+    private static func measure(iterations: Int, only: String) throws {
         let secret = "bench-secret-0123456789abcdef0123"
         let issuer = "http://127.0.0.1:9/realms/bench"
         let rsa = try AsymmetricKey.generate(.rsa)
@@ -56,12 +56,12 @@ enum AuthBench {
         let hsTokens = (0..<iterations).map {
             JWSMinter.hmac(.hs256, secret: secret, headerJSON: "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", claimsJSON: claims($0, oidc: false))
         }
-        let rsTokens = try (0..<distinct).map { index in
+        func rsTokens() throws -> [String] { try (0..<distinct).map { index in
             try JWSMinter.token(headerJSON: "{\"alg\":\"RS256\",\"kid\":\"r\"}", claimsJSON: claims(index, oidc: true)) { try rsa.sign(.rs256, message: $0) }
-        }
-        let esTokens = try (0..<distinct).map { index in
+        } }
+        func esTokens() throws -> [String] { try (0..<distinct).map { index in
             try JWSMinter.token(headerJSON: "{\"alg\":\"ES256\",\"kid\":\"e\"}", claimsJSON: claims(index, oidc: true)) { try ec.sign(.es256, message: $0) }
-        }
+        } }
 
         func request(_ profile: String, _ credential: String) -> DecisionRequest {
             DecisionRequest(clientID: "bench", profileID: profile, method: "GET", path: "/api/x", authorization: "Bearer \(credential)")
@@ -76,22 +76,38 @@ enum AuthBench {
         }
         let tokenRequests = Array(repeating: request("token", "pcl_bench-token"), count: iterations)
         let hsRequests = hsTokens.map { request("hs256", $0) }
-        let rsRequests = rsTokens.map { request("rs256", $0) }
-        let esRequests = esTokens.map { request("es256", $0) }
+        // Asymmetric tokens are minted only when a row needs them, once
+        // (the cached rows must see the very tokens the uncached ones verified).
+        var rsMinted: [DecisionRequest]?
+        var esMinted: [DecisionRequest]?
+        func rsRequests() throws -> [DecisionRequest] {
+            if rsMinted == nil { rsMinted = try rsTokens().map { request("rs256", $0) } }
+            return rsMinted ?? []
+        }
+        func esRequests() throws -> [DecisionRequest] {
+            if esMinted == nil { esMinted = try esTokens().map { request("es256", $0) } }
+            return esMinted ?? []
+        }
         _ = try time(Array(tokenRequests.prefix(1000)))  // warm-up
 
         /// `distinct` tokens already verified once, presented again in turn.
         func again(_ requests: [DecisionRequest]) -> [DecisionRequest] {
             (0..<iterations).map { requests[$0 % distinct] }
         }
+        // Closures, so that rows left out by --only cost nothing.
+        let all: [(String, () throws -> Double)] = [
+            ("token (SHA-256, constant-time compare)", { try time(tokenRequests) }),
+            ("jwt HS256, uncached", { try time(hsRequests) }),
+            ("jwt HS256, cached", { try time(again(hsRequests)) }),
+            ("oidc RS256 (2048-bit), uncached", { try time(rsRequests()) }),
+            ("oidc RS256, cached", { try time(again(rsRequests())) }),
+            ("oidc ES256 (P-256), uncached", { try time(esRequests()) }),
+            ("oidc ES256, cached", { try time(again(esRequests())) }),
+        ]
         var rows: [(String, Double)] = []
-        rows.append(("token (SHA-256, constant-time compare)", try time(tokenRequests)))
-        rows.append(("jwt HS256, uncached", try time(hsRequests)))
-        rows.append(("jwt HS256, cached", try time(again(hsRequests))))
-        rows.append(("oidc RS256 (2048-bit), uncached", try time(rsRequests)))
-        rows.append(("oidc RS256, cached", try time(again(rsRequests))))
-        rows.append(("oidc ES256 (P-256), uncached", try time(esRequests)))
-        rows.append(("oidc ES256, cached", try time(again(esRequests))))
+        for (name, measure) in all where name.hasPrefix(only) {
+            rows.append((name, try measure()))
+        }
         print("worker decision cost per auth type (whole pipeline, one thread, \(iterations) decisions; \(distinct) distinct RS/ES tokens)")
         for (name, micros) in rows {
             print(name.padding(toLength: 40, withPad: " ", startingAt: 0) + String(format: "%9.2f µs/decision", micros))

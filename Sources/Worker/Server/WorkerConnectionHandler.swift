@@ -6,7 +6,7 @@ import Shared
 /// requests. Answers are encoded into one buffer and written once per read
 /// burst, so a batch of requests costs one write.
 final class WorkerConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = Frame
+    typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private enum State {
@@ -20,6 +20,7 @@ final class WorkerConnectionHandler: ChannelInboundHandler {
     private let logger: Logger
     private var state = State.awaitingHello
     private var pending: ByteBuffer? = nil
+    private var frames = FrameStream(maxFrameBytes: WireProtocol.maxRouterFrameBytes)
 
     init(engine: WorkerEngine, room: KeyWaitRoom, logger: Logger) {
         self.engine = engine
@@ -36,7 +37,17 @@ final class WorkerConnectionHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = Self.unwrapInboundIn(data)
+        self.frames.append(Self.unwrapInboundIn(data))
+        do {
+            while self.state != .closed, let frame = try self.frames.next() {
+                self.handle(frame, context: context)
+            }
+        } catch {
+            self.protocolError(context, "\(error)")
+        }
+    }
+
+    private func handle(_ frame: Frame, context: ChannelHandlerContext) {
         switch (self.state, frame.body) {
         case (.awaitingHello, .hello(let hello)):
             guard hello.protocolVersion == WireProtocol.version, hello.role == .router else {

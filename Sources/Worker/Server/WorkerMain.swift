@@ -21,14 +21,18 @@ struct WorkerMain {
           --holder     this worker's name in shared quota keys (instance + slot)
           --state-dir  where the quota spend journal of this slot lives
           PORTCULLIS_WORKER_REDIS_URL (set by the router) turns on quota sharing.
-        usage: portcullis-worker --bench-auth [--iterations N]
-          Prints the decision cost per auth type (bench/auth runs it).
+        usage: portcullis-worker --bench-auth [--iterations N] [--only PREFIX]
+          Prints the decision cost per auth type (bench/auth runs it);
+          --only keeps the rows whose name starts with PREFIX (token, jwt, oidc).
         """
 
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
         if arguments.first == "--bench-auth" {
-            exit(AuthBench.run(iterations: value(of: "--iterations", in: arguments).flatMap(Int.init) ?? 20_000))
+            exit(
+                AuthBench.run(
+                    iterations: value(of: "--iterations", in: arguments).flatMap(Int.init) ?? 20_000,
+                    only: value(of: "--only", in: arguments) ?? ""))
         }
         guard let index = value(of: "--index", in: arguments).flatMap(Int.init),
             let connections = value(of: "--connections", in: arguments).flatMap(Int.init),
@@ -76,10 +80,8 @@ struct WorkerMain {
         for offset in 0..<connections {
             let bootstrap = ClientBootstrap(group: loop).channelInitializer { [logger] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers(
-                        ByteToMessageHandler(FrameDecoder(maxFrameBytes: WireProtocol.maxRouterFrameBytes)),
-                        WorkerConnectionHandler(engine: engine.value, room: room.value, logger: logger)
-                    )
+                    try channel.pipeline.syncOperations.addHandler(
+                        WorkerConnectionHandler(engine: engine.value, room: room.value, logger: logger))
                 }
             }
             do {

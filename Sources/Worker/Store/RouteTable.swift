@@ -34,19 +34,24 @@ struct RouteTable {
     }
 
     /// `target` is the request target as received (path and query).
+    /// Walks UTF-8 bytes (every delimiter is ASCII); each level costs one
+    /// dictionary lookup.
     func match(_ target: String) -> Match? {
         let utf8 = target.utf8
-        let pathEnd = utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) ?? utf8.endIndex
-        var path = Substring(target[..<pathEnd])
+        let start = utf8.startIndex
+        var end = utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) ?? utf8.endIndex
         // A trailing slash is a boundary of its own: "/orders/" is under "/orders".
-        while path.utf8.count > 1 && path.hasSuffix("/") { path = path.dropLast() }
+        while utf8.distance(from: start, to: end) > 1, utf8[utf8.index(before: end)] == UInt8(ascii: "/") {
+            end = utf8.index(before: end)
+        }
         while true {
-            if let entry = self.entries[String(path)] {
-                let bytes = path == "/" ? 0 : path.utf8.count
-                return Match(collectionID: entry.collectionID, prefixBytes: bytes, stripPrefix: entry.stripPrefix)
+            let length = utf8.distance(from: start, to: end)
+            if let entry = self.entries[String(target[start..<end])] {
+                let isRoot = length == 1 && utf8[start] == UInt8(ascii: "/")
+                return Match(collectionID: entry.collectionID, prefixBytes: isRoot ? 0 : length, stripPrefix: entry.stripPrefix)
             }
-            guard path.utf8.count > 1, let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return nil }
-            path = slash == path.startIndex ? "/" : path[..<slash]
+            guard length > 1, let slash = utf8[start..<end].lastIndex(of: UInt8(ascii: "/")) else { return nil }
+            end = slash == start ? utf8.index(after: start) : slash
         }
     }
 }

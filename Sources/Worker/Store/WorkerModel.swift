@@ -95,13 +95,24 @@ final class WorkerModel {
     }
 }
 
-struct CompiledClient {
+/// Compiled clients, profiles and policies are classes: the pipeline's
+/// per-request context holds them, and copying a reference costs one
+/// retain where copying the struct cost one per field.
+final class CompiledClient {
     let id: String
     let active: Bool
     let collections: Set<String>
     let policy: CompiledPolicy?
     /// Its profiles, so a delta replacing the client drops the old ones.
-    var profileIDs: [String] = []
+    let profileIDs: [String]
+
+    init(id: String, active: Bool, collections: Set<String>, policy: CompiledPolicy?, profileIDs: [String] = []) {
+        self.id = id
+        self.active = active
+        self.collections = collections
+        self.policy = policy
+        self.profileIDs = profileIDs
+    }
 }
 
 enum ProfileCredential {
@@ -117,7 +128,7 @@ struct SecretContext {
     let environment: [String: String]
 }
 
-struct CompiledProfile {
+final class CompiledProfile {
     let id: String
     let clientID: String
     let active: Bool
