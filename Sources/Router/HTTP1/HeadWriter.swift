@@ -172,13 +172,13 @@ enum HeadWriter {
         out.writeString(route.url.authority)
         out.writeStaticString("\r\nX-Forwarded-For: ")
         for field in trustedForwardedFor {
-            out.writeString(head.value(field))
+            head.write(Int(field.valueStart)..<Int(field.valueEnd), into: &out)
             out.writeStaticString(", ")
         }
         out.writeString(identity.peerText)
         if !keepsForwardedHost, let host = originalHost {
             out.writeStaticString("\r\nX-Forwarded-Host: ")
-            out.writeString(head.value(host))
+            head.write(Int(host.valueStart)..<Int(host.valueEnd), into: &out)
         }
         if !keepsForwardedProto { out.writeStaticString("\r\nX-Forwarded-Proto: http") }
         out.writeStaticString("\r\nX-Request-ID: ")
@@ -205,7 +205,7 @@ enum HeadWriter {
         out.writeString(String(head.status))
         out.writeStaticString(" ")
         if case .response(_, let reason) = head.startLine, !reason.isEmpty {
-            out.writeString(head.string(reason))
+            head.write(reason, into: &out)
         } else {
             out.writeString(HTTPStatusText.reason(head.status))
         }
