@@ -22,17 +22,26 @@ struct Serve: ParsableCommand {
         commandName: "serve",
         abstract: "Run the gateway (router and workers) on a YAML config file (or MongoDB with MONGODB_URI).",
         discussion: """
-            Client traffic on server.listen (and HTTPS on server.tls.listen); /healthz /readyz
-            /metrics and the management API (/api/v1, with server.admin) on server.admin_listen.
+            Client traffic on server.listen (HTTPS on server.tls.listen).
+            /healthz, /readyz, /metrics and the management API (/api/v1, with
+            server.admin) on server.admin_listen.
             SIGHUP or editing the file reloads it; SIGTERM drains and stops.
-            Environment: MONGODB_URI (the model lives in MongoDB; the file then gives only
-            server), ENCRYPTION_KEY (for enc:v1 secrets) and ENCRYPTION_KEY_PREVIOUS (still
-            accepted during a key rotation), REDIS_URL (shared quotas), CORS_ALLOW_ORIGINS
-            (admin port), SSL_CERT_FILE (CA bundle for fetching OIDC keys over HTTPS; default:
-            the system's), PORTCULLIS_MONGODB_CHANGE_STREAMS=off (poll meta.version instead),
-            PORTCULLIS_INSTANCE_ID, PORTCULLIS_WORKER_BIN, PORTCULLIS_LOG_LEVEL (trace...critical;
-            default info), PORTCULLIS_LOG_FORMAT (json, the default: one JSON object per line on
-            stderr; text).
+
+            Environment:
+              MONGODB_URI              the model lives in MongoDB (the file then
+                                       gives only `server`)
+              ENCRYPTION_KEY           key of enc:v1 secrets
+              ENCRYPTION_KEY_PREVIOUS  still accepted during a key rotation
+              REDIS_URL                shared quotas
+              CORS_ALLOW_ORIGINS       browser origins allowed on the admin port
+              SSL_CERT_FILE            CA bundle for OIDC keys over HTTPS
+                                       (default: the system's)
+              PORTCULLIS_MONGODB_CHANGE_STREAMS=off  poll meta.version instead
+              PORTCULLIS_INSTANCE_ID   this instance's name in quota keys
+              PORTCULLIS_WORKER_BIN    the worker binary (default: next to this)
+              PORTCULLIS_LOG_LEVEL     trace...critical (default info)
+              PORTCULLIS_LOG_FORMAT    json (default, one object per line on
+                                       stderr) or text
             """
     )
 
