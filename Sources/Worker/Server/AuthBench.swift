@@ -53,15 +53,6 @@ enum AuthBench {
         }
         // Asymmetric signing is slow; fewer distinct tokens, reused in order.
         let distinct = min(iterations, 2000)
-        let hsTokens = (0..<iterations).map {
-            JWSMinter.hmac(.hs256, secret: secret, headerJSON: "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", claimsJSON: claims($0, oidc: false))
-        }
-        func rsTokens() throws -> [String] { try (0..<distinct).map { index in
-            try JWSMinter.token(headerJSON: "{\"alg\":\"RS256\",\"kid\":\"r\"}", claimsJSON: claims(index, oidc: true)) { try rsa.sign(.rs256, message: $0) }
-        } }
-        func esTokens() throws -> [String] { try (0..<distinct).map { index in
-            try JWSMinter.token(headerJSON: "{\"alg\":\"ES256\",\"kid\":\"e\"}", claimsJSON: claims(index, oidc: true)) { try ec.sign(.es256, message: $0) }
-        } }
 
         func request(_ profile: String, _ credential: String) -> DecisionRequest {
             DecisionRequest(clientID: "bench", profileID: profile, method: "GET", path: "/api/x", authorization: "Bearer \(credential)")
@@ -75,18 +66,26 @@ enum AuthBench {
             return Double(DispatchTime.now().uptimeNanoseconds - start) / 1000 / Double(requests.count)
         }
         let tokenRequests = Array(repeating: request("token", "pcl_bench-token"), count: iterations)
-        let hsRequests = hsTokens.map { request("hs256", $0) }
-        // Asymmetric tokens are minted only when a row needs them, once
-        // (the cached rows must see the very tokens the uncached ones verified).
-        var rsMinted: [DecisionRequest]?
-        var esMinted: [DecisionRequest]?
-        func rsRequests() throws -> [DecisionRequest] {
-            if rsMinted == nil { rsMinted = try rsTokens().map { request("rs256", $0) } }
-            return rsMinted ?? []
-        }
-        func esRequests() throws -> [DecisionRequest] {
-            if esMinted == nil { esMinted = try esTokens().map { request("es256", $0) } }
-            return esMinted ?? []
+        // Tokens are minted when a row first needs them, and once: the
+        // cached rows must present the very tokens the uncached row verified.
+        var minted: [String: [DecisionRequest]] = [:]
+        func tokens(_ profile: String) throws -> [DecisionRequest] {
+            if let done = minted[profile] { return done }
+            let made: [DecisionRequest]
+            switch profile {
+            case "hs256":
+                made = (0..<iterations).map {
+                    request(profile, JWSMinter.hmac(.hs256, secret: secret, headerJSON: "{\"alg\":\"HS256\",\"typ\":\"JWT\"}", claimsJSON: claims($0, oidc: false)))
+                }
+            default:
+                let (algorithm, kid, key) = profile == "rs256" ? (JWSAlgorithm.rs256, "r", rsa) : (JWSAlgorithm.es256, "e", ec)
+                made = try (0..<distinct).map { index in
+                    let header = "{\"alg\":\"\(algorithm.rawValue)\",\"kid\":\"\(kid)\"}"
+                    return request(profile, try JWSMinter.token(headerJSON: header, claimsJSON: claims(index, oidc: true)) { try key.sign(algorithm, message: $0) })
+                }
+            }
+            minted[profile] = made
+            return made
         }
         _ = try time(Array(tokenRequests.prefix(1000)))  // warm-up
 
@@ -97,12 +96,12 @@ enum AuthBench {
         // Closures, so that rows left out by --only cost nothing.
         let all: [(String, () throws -> Double)] = [
             ("token (SHA-256, constant-time compare)", { try time(tokenRequests) }),
-            ("jwt HS256, uncached", { try time(hsRequests) }),
-            ("jwt HS256, cached", { try time(again(hsRequests)) }),
-            ("oidc RS256 (2048-bit), uncached", { try time(rsRequests()) }),
-            ("oidc RS256, cached", { try time(again(rsRequests())) }),
-            ("oidc ES256 (P-256), uncached", { try time(esRequests()) }),
-            ("oidc ES256, cached", { try time(again(esRequests())) }),
+            ("jwt HS256, uncached", { try time(tokens("hs256")) }),
+            ("jwt HS256, cached", { try time(again(tokens("hs256"))) }),
+            ("oidc RS256 (2048-bit), uncached", { try time(tokens("rs256")) }),
+            ("oidc RS256, cached", { try time(again(tokens("rs256"))) }),
+            ("oidc ES256 (P-256), uncached", { try time(tokens("es256")) }),
+            ("oidc ES256, cached", { try time(again(tokens("es256"))) }),
         ]
         var rows: [(String, Double)] = []
         for (name, measure) in all where name.hasPrefix(only) {
