@@ -22,7 +22,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import Bench, bench_main, free_port, wait_http, wait_ready  # noqa: E402
+from run import Bench, bench_main, free_port, run_line, wait_http, wait_ready  # noqa: E402
 
 
 class QuotaBench(Bench):
@@ -109,9 +109,7 @@ clients:
                     r["redis_per_1000"] = (self.redis_commands() - before) * 1000 / max(1, r["requests"])
                     ops.append(r["redis_per_1000"])
                 results[name].append(r)
-                print(f"round {rnd + 1} {name:10s} {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms  "
-                      f"p99 {r['p99_us'] / 1000:6.2f} ms  {r['cpu_us_per_req']:6.1f} CPU us/req  "
-                      f"errors {r['errors']} non-2xx {r['non2xx']}  steal {r['steal_pct']:.0f}%"
+                print(run_line(rnd, name, r, width=10)
                       + (f"  redis {r['redis_per_1000']:.2f}/1000 req" if name == "quota-on" else ""), flush=True)
         med = {n: {k: statistics.median(r[k] for r in rs) for k in ["rps", "p50_us", "p99_us", "cpu_us_per_req"]}
                for n, rs in results.items()}

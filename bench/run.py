@@ -100,6 +100,13 @@ def proc_stat(pid):
     return raw[raw.rindex(")") + 2:].split()
 
 
+def run_line(rnd, name, r, width=14):
+    """One interleaved run as printed by every bench script."""
+    return (f"round {rnd + 1} {name:{width}s} {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms  "
+            f"p99 {r['p99_us'] / 1000:6.2f} ms  {r['cpu_us_per_req']:6.1f} CPU us/req  "
+            f"errors {r['errors']} non-2xx {r['non2xx']}  steal {r['steal_pct']:.0f}%")
+
+
 def tree_cpu_ticks(root_pid):
     """utime+stime of root_pid and all its descendants, in clock ticks."""
     stats = {}
@@ -261,9 +268,7 @@ clients:
             for name in order:
                 r = self.run_wrk(name, self.args.duration, script)
                 results[name].append(r)
-                print(f"round {rnd + 1} {name:14s} {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms  "
-                      f"p99 {r['p99_us'] / 1000:6.2f} ms  {r['cpu_us_per_req']:6.1f} CPU us/req  "
-                      f"errors {r['errors']} non-2xx {r['non2xx']}  steal {r['steal_pct']:.0f}%", flush=True)
+                print(run_line(rnd, name, r), flush=True)
         with open(self.path("results.json"), "w") as f:
             json.dump(results, f, indent=2)
         return results
