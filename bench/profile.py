@@ -14,13 +14,16 @@ worker answers a whole read burst with one write). Repeated over --rounds
 fresh starts, medians printed. With --perf SECONDS it also records the
 router and a worker with `perf record -g` and prints the heaviest shared
 objects and symbols of each (needs perf and perf_event_paranoid <= 1 or
-root). Everything listens on 127.0.0.1 only; every run is bounded by
---duration.
+root). With --allocs it also counts malloc calls per request, router and
+workers apart, with a perf uprobe on libc's malloc (needs root; the probe
+is removed afterwards). Everything listens on 127.0.0.1 only; every run is
+bounded by --duration.
 """
 import os
 import statistics
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import CLK_TCK, Bench, bench_main, proc_stat, wait_http, wait_ready  # noqa: E402
@@ -35,6 +38,14 @@ def proc_sample(pid):
             key, value = line.split(":")
             io[key] = int(value)
     return int(rest[11]), int(rest[12]), io["syscr"], io["syscw"]
+
+
+def perf_attached(pid):
+    """Whether process `pid` (a perf stat) has opened a perf event yet."""
+    try:
+        return any("perf_event" in os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return False
 
 
 def children(pid):
@@ -73,6 +84,8 @@ class Profile(Bench):
             print(f"round {rnd + 1}: " + "  ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)
             if self.args.perf and rnd == self.args.rounds - 1:
                 self.perf(router, workers[0], script)
+            if self.args.allocs and rnd == self.args.rounds - 1:
+                self.allocs(router, workers, script)
             proc.terminate()
             proc.wait(timeout=30)
             self.procs.remove(("portcullis", proc))
@@ -101,10 +114,44 @@ class Profile(Bench):
                 print("\n".join(lines[:15]))
 
 
+    def allocs(self, router, workers, script):
+        """malloc calls per request: every Swift allocation and ByteBuffer
+        ends in libc's malloc, so a uprobe there counts them all."""
+        with open(f"/proc/{router}/maps") as f:
+            libc = next(line.split()[-1] for line in f if "/libc.so" in line)
+        subprocess.run(["perf", "probe", "-q", "-d", "probe_libc:malloc"], capture_output=True)
+        subprocess.run(["perf", "probe", "-q", "-x", libc, "malloc"], check=True, capture_output=True)
+        try:
+            counters = {}
+            for name, pids in [("router", [router]), ("workers", workers)]:
+                counters[name] = subprocess.Popen(
+                    ["perf", "stat", "-x", ",", "-e", "probe_libc:malloc", "-p", ",".join(map(str, pids)),
+                     "--", "sleep", str(self.args.duration + 2)],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            # Ready when each perf has its counters open, so none of the load goes uncounted.
+            for proc in counters.values():
+                deadline = time.monotonic() + 10
+                while not perf_attached(proc.pid) and proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.02)
+            r = self.run_wrk("portcullis", self.args.duration, script)
+            n = max(1, r["requests"])
+            print(f"\nmalloc calls per request ({n} requests; counting spans the load and the 2 idle seconds after it)")
+            for name, proc in counters.items():
+                _, err = proc.communicate(timeout=self.args.duration + 60)
+                count = next((int(line.split(",")[0]) for line in err.splitlines() if "probe_libc:malloc" in line
+                              and line.split(",")[0].isdigit()), None)
+                print(f"  {name:8s} {count / n:8.2f}" if count is not None else f"  {name:8s} (perf printed no count)")
+        finally:
+            subprocess.run(["perf", "probe", "-q", "-d", "probe_libc:malloc"], capture_output=True)
+
+
 def main():
-    bench_main(Profile, __doc__, 3, ["nginx", "wrk"],
-               lambda p: p.add_argument("--perf", type=int, default=0,
-                                        help="also perf-record router and a worker for SECONDS (default off)"))
+    def options(parser):
+        parser.add_argument("--perf", type=int, default=0,
+                            help="also perf-record router and a worker for SECONDS (default off)")
+        parser.add_argument("--allocs", action="store_true",
+                            help="also count malloc calls per request with a perf uprobe (root)")
+    bench_main(Profile, __doc__, 3, ["nginx", "wrk"], options)
 
 
 if __name__ == "__main__":

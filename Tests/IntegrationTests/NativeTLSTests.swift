@@ -52,7 +52,7 @@ struct NativeTLSTests {
                     organizationalUnitName = optional
                     """
                 try conf.write(toFile: self.path("ca.cnf"), atomically: true, encoding: .utf8)
-                FileManager.default.createFile(atPath: self.path("index.txt"), contents: nil)
+                try "".write(toFile: self.path("index.txt"), atomically: true, encoding: .utf8)
                 try "01\n".write(toFile: self.path("serial"), atomically: true, encoding: .utf8)
                 try self.run([
                     "ca", "-batch", "-config", "ca.cnf", "-cert", "\(ca).pem", "-keyfile", "\(ca).key", "-in", "\(name).csr",

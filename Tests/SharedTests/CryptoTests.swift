@@ -17,6 +17,26 @@ struct CryptoTests {
         #expect(Hex.encode(mac) == "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
     }
 
+    @Test("A prepared HMACKey gives RFC 4231 test case 2 for SHA-256/384/512, call after call")
+    func preparedHMACKey() {
+        let data = Array("what do ya want for nothing?".utf8)
+        let expected: [(HMACAlgorithm, String)] = [
+            (.sha256, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"),
+            (.sha384, "af45d2e376484031617f78d2b58a6b1b9c7ef464f5a01b47e42ec3736322445e8e2240ca5e69e2c78b3239ecfab21649"),
+            (.sha512,
+             "164b7a7bfcf819e2e395fbe73b56e0a387bd64222e831fd610270cd7ea2505549758bf75c05a994a6d034f65f8f0e6fdcaeab1a34d4a6b4b636e070a38bce737"),
+        ]
+        for (algorithm, hex) in expected {
+            let key = HMACKey(algorithm, key: Array("Jefe".utf8))
+            // Twice: each MAC must start from the keyed state, not from where the last one ended.
+            for _ in 0..<2 { #expect(Hex.encode(data.withUnsafeBytes { key.mac($0) }) == hex) }
+            #expect(Hex.encode(data.withUnsafeBytes { Crypto.hmac(algorithm, key: Array("Jefe".utf8), data: $0) }) == hex)
+        }
+        let key = HMACKey(.sha256, key: Array("Jefe".utf8))
+        let empty = [UInt8]().withUnsafeBytes { key.mac($0) }
+        #expect(empty == [UInt8]().withUnsafeBytes { Crypto.hmac(.sha256, key: Array("Jefe".utf8), data: $0) })
+    }
+
     @Test func constantTimeComparison() {
         #expect(Crypto.constantTimeEquals([1, 2, 3], [1, 2, 3]))
         #expect(!Crypto.constantTimeEquals([1, 2, 3], [1, 2, 4]))

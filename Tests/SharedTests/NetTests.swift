@@ -13,6 +13,21 @@ struct NetTests {
         }
     }
 
+    @Test("store(into:) writes the same network-order bytes as `bytes`, which parse back")
+    func storesBytesInPlace() {
+        for text in ["10.0.0.1", "255.255.255.255", "::1", "2001:db8::1", "fe80::aa:bb:cc:dd"] {
+            guard let address = IPAddress(text) else {
+                Issue.record("\(text) did not parse")
+                continue
+            }
+            var raw: (UInt64, UInt64) = (0, 0)
+            let count = withUnsafeMutableBytes(of: &raw) { address.store(into: $0) }
+            let stored = withUnsafeBytes(of: &raw) { Array($0.prefix(count)) }
+            #expect(stored == address.bytes, "\(text)")
+            #expect(IPAddress(bytes: stored) == address, "\(text)")
+        }
+    }
+
     @Test func parsesIPv6AndNormalisesMappedIPv4() {
         #expect(IPAddress("::1") == .v6(high: 0, low: 1))
         #expect(IPAddress("2001:db8::") == .v6(high: 0x2001_0DB8_0000_0000, low: 0))

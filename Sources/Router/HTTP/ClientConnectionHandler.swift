@@ -636,8 +636,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if let at = self.timerAt, self.timer != nil, at <= next { return }
         self.timer?.cancel()
         self.timerAt = next
-        self.timer = self.loop.eventLoop.assumeIsolated().scheduleTask(deadline: next) { [weak self] in
-            self?.timerFired()
+        // A strong capture: a weak one would give the handler a side table
+        // and slow every retain of it. The timer is cancelled on close and
+        // on channelInactive, so it never outlives the connection for long.
+        self.timer = self.loop.eventLoop.assumeIsolated().scheduleTask(deadline: next) {
+            self.timerFired()
         }
     }
 

@@ -19,9 +19,13 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         case body(BodyReader, dechunk: Bool, keepAlive: Bool)
     }
 
-    weak var pool: UpstreamPool?
-    weak var connection: UpstreamConnection?
-    private weak var delegate: (any UpstreamDelegate)?
+    // No weak references here: a weak reference gives its target a side
+    // table, which made every retain and release of the per-request
+    // `Exchange` take the slow path. The pool outlives its connections
+    // (unowned), and the delegate is held strongly and cleared on every
+    // way a response ends: end, failure, close, `detach`.
+    unowned var pool: UpstreamPool?
+    private var delegate: (any UpstreamDelegate)?
     private var state = State.idle
     private var inbound: ByteBuffer?
     private var parser = HTTPHeadParser(kind: .response, maxHeadBytes: maxResponseHeadBytes)
@@ -141,8 +145,8 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
             self.delegate = nil
             self.state = .idle
             delegate.upstreamFailed(.closed)
-        } else if let connection = self.connection {
-            self.pool?.idleConnectionClosed(connection)
+        } else {
+            self.pool?.idleConnectionClosed(self)
         }
     }
 

@@ -64,6 +64,22 @@ public enum IPAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// Writes the same bytes as `bytes` into `out` (16 bytes or more) and
+    /// returns their count: the frame encoder calls this once per request,
+    /// and `bytes` would be a heap allocation.
+    public func store(into out: UnsafeMutableRawBufferPointer) -> Int {
+        precondition(out.count >= 16)
+        switch self {
+        case .v4(let value):
+            out.storeBytes(of: value.bigEndian, as: UInt32.self)
+            return 4
+        case .v6(let high, let low):
+            out.storeBytes(of: high.bigEndian, as: UInt64.self)
+            out.storeBytes(of: low.bigEndian, toByteOffset: 8, as: UInt64.self)
+            return 16
+        }
+    }
+
     public var description: String {
         switch self {
         case .v4(let value):

@@ -34,12 +34,10 @@ public enum FrameCodec {
         case .decide(let request):
             var message = Portcullis__V1__DecisionRequest()
             portcullis__v1__decision_request__init(&message)
-            let ip = request.sourceIP?.bytes ?? []
-            let strings = [
+            withCStrings([
                 request.clientID, request.profileID, request.method, request.path,
                 request.authorization, request.requestID, request.certSubject, request.certFingerprint,
-            ]
-            withCStrings(strings) { s in
+            ]) { s in
                 message.client_id = s[0]
                 message.profile_id = s[1]
                 message.method = s[2]
@@ -48,8 +46,13 @@ public enum FrameCodec {
                 message.request_id = s[5]
                 message.cert_subject = s[6]
                 message.cert_fingerprint = s[7]
-                ip.withUnsafeBufferPointer { ipBytes in
-                    message.source_ip = ProtobufCBinaryData(len: ipBytes.count, data: UnsafeMutablePointer(mutating: ipBytes.baseAddress))
+                // The address's bytes on the stack (an array was a heap
+                // allocation per request).
+                var ipRaw: (UInt64, UInt64) = (0, 0)
+                let ipCount = withUnsafeMutableBytes(of: &ipRaw) { request.sourceIP?.store(into: $0) ?? 0 }
+                withUnsafeBytes(of: &ipRaw) { ipBytes in
+                    message.source_ip = ProtobufCBinaryData(
+                        len: ipCount, data: UnsafeMutablePointer(mutating: ipBytes.baseAddress?.assumingMemoryBound(to: UInt8.self)))
                     withUnsafeMutablePointer(to: &message) { pointer in
                         envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_DECIDE
                         envelope.decide = pointer
@@ -68,11 +71,10 @@ public enum FrameCodec {
             message.status = UInt32(clamping: decision.status)
             message.retry_after_s = UInt32(clamping: decision.retryAfterSeconds)
             message.strip_prefix_bytes = UInt32(clamping: decision.stripPrefixBytes)
-            let strings = [
+            withCStrings([
                 decision.errorCode, decision.reason, decision.message, decision.allow, decision.rateLimitPolicy,
                 decision.rateLimit, decision.collectionID, decision.authType, decision.policyID,
-            ]
-            withCStrings(strings) { s in
+            ]) { s in
                 message.error_code = s[0]
                 message.reason = s[1]
                 message.message = s[2]
@@ -174,16 +176,20 @@ public enum FrameCodec {
     }
 
     /// Copies `strings` NUL-terminated into one temporary allocation (on the
-    /// stack when small) and hands protobuf-c `char *`s into it.
-    private static func withCStrings<R>(_ strings: [String], _ body: (UnsafeBufferPointer<UnsafeMutablePointer<CChar>>) -> R) -> R {
+    /// stack when small) and hands protobuf-c `char *`s into it. An
+    /// InlineArray, not an Array: the two per-request frames would otherwise
+    /// allocate a heap array just to pass their strings here.
+    private static func withCStrings<let N: Int, R>(
+        _ strings: InlineArray<N, String>, _ body: (UnsafeBufferPointer<UnsafeMutablePointer<CChar>>) -> R
+    ) -> R {
         var total = 0
-        for string in strings { total += string.utf8.count + 1 }
+        for index in strings.indices { total += strings[index].utf8.count + 1 }
         return withUnsafeTemporaryAllocation(of: CChar.self, capacity: total) { bytes in
-            withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<CChar>.self, capacity: strings.count) { pointers in
+            withUnsafeTemporaryAllocation(of: UnsafeMutablePointer<CChar>.self, capacity: N) { pointers in
                 var offset = 0
-                for (index, string) in strings.enumerated() {
+                for index in strings.indices {
                     let start = bytes.baseAddress! + offset
-                    var copy = string
+                    var copy = strings[index]
                     let count = copy.withUTF8 { utf8 -> Int in
                         if let source = utf8.baseAddress, utf8.count > 0 {
                             UnsafeMutableRawPointer(start).copyMemory(from: source, byteCount: utf8.count)

@@ -3,7 +3,8 @@ import Shared
 /// A jwt profile, compiled: the HMAC secret (resolved from `enc:v1:` or
 /// `$ENV` when the snapshot was applied) and the claim rules of SPEC §9.
 struct JWTRules {
-    let secret: [UInt8]
+    /// One prepared key per allowed HS* algorithm (at most three).
+    let keys: [HMACKey]
     let algorithms: Set<JWSAlgorithm>
     let leeway: Int64
     let maxTTL: Int64?
@@ -23,13 +24,15 @@ enum JWTAuthenticator {
         case .success(let parsed): jws = parsed
         case .failure(let error): return .failed(error)
         }
-        guard rules.algorithms.contains(jws.algorithm), let hmac = jws.algorithm.hmac else {
+        guard rules.algorithms.contains(jws.algorithm), let hmac = jws.algorithm.hmac,
+            let key = rules.keys.first(where: { $0.algorithm == hmac })
+        else {
             return .failed(AuthFailure.invalid(.algorithmNotAllowed, "algorithm \(jws.algorithm.rawValue) is not allowed for this profile"))
         }
         if let typ = jws.header["typ"], typ.string?.uppercased() != "JWT" {
             return .failed(AuthFailure.malformed("typ must be JWT"))
         }
-        let mac = jws.signingInput.withUnsafeBytes { Crypto.hmac(hmac, key: rules.secret, data: $0) }
+        let mac = jws.signingInput.withUnsafeBytes { key.mac($0) }
         guard Crypto.constantTimeEquals(mac, jws.signature) else {
             return .failed(AuthFailure.invalid(.badSignature, "signature does not verify"))
         }

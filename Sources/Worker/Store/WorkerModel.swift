@@ -194,9 +194,10 @@ extension CompiledProfile {
         } catch {
             throw ConfigIssue("auth.secret", error.description)
         }
+        let algorithms = try self.algorithms(auth.algorithms, default: .hs256)
         return JWTRules(
-            secret: Array(secret.utf8),
-            algorithms: try self.algorithms(auth.algorithms, default: .hs256),
+            keys: algorithms.compactMap(\.hmac).map { HMACKey($0, key: Array(secret.utf8)) },
+            algorithms: algorithms,
             leeway: Int64(auth.leewayS ?? Int(Self.defaultLeeway)),
             maxTTL: auth.maxTTLS.map(Int64.init),
             requireSubMatch: auth.requireSubMatch ?? true,
