@@ -21,10 +21,12 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
 
     // No weak references here: a weak reference gives its target a side
     // table, which made every retain and release of the per-request
-    // `Exchange` take the slow path. The pool outlives its connections
-    // (unowned), and the delegate is held strongly and cleared on every
-    // way a response ends: end, failure, close, `detach`.
-    unowned var pool: UpstreamPool?
+    // `Exchange` take the slow path. Both are strong. The delegate is
+    // cleared on every way a response ends (end, failure, close, `detach`).
+    // The pool is kept alive by its idle connections until they close,
+    // which also takes them out of its lists, so nothing outlives the
+    // channels.
+    var pool: UpstreamPool?
     private var delegate: (any UpstreamDelegate)?
     private var state = State.idle
     private var inbound: ByteBuffer?
