@@ -110,22 +110,22 @@ struct HTTPHead {
         }
     }
 
-    /// Copies `name: value\r\n` of a field, as received, into `out`.
-    /// Straight from the head's bytes: no slices, so no reference counting
-    /// per field (this runs for every header of every proxied response).
+    /// Copies `name: value\r\n` of a field, as received, into `out`:
+    /// all of it or, for offsets outside the head, nothing.
     func writeField(_ field: HTTPField, into out: inout ByteBuffer) {
-        self.bytes.withUnsafeReadableBytes { raw in
-            guard field.nameStart <= field.nameEnd, field.valueStart <= field.valueEnd, Int(field.valueEnd) <= raw.count,
-                Int(field.nameEnd) <= raw.count, field.nameStart >= 0, field.valueStart >= 0
-            else { return }
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[Int(field.nameStart)..<Int(field.nameEnd)]))
-            out.writeStaticString(": ")
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[Int(field.valueStart)..<Int(field.valueEnd)]))
-            out.writeStaticString("\r\n")
-        }
+        let count = self.bytes.readableBytes
+        guard field.nameStart >= 0, field.nameStart <= field.nameEnd, Int(field.nameEnd) <= count,
+            field.valueStart >= 0, field.valueStart <= field.valueEnd, Int(field.valueEnd) <= count
+        else { return }
+        self.write(Int(field.nameStart)..<Int(field.nameEnd), into: &out)
+        out.writeStaticString(": ")
+        self.write(Int(field.valueStart)..<Int(field.valueEnd), into: &out)
+        out.writeStaticString("\r\n")
     }
 
-    /// Copies bytes of the head (offsets as in `startLine`) into `out`.
+    /// Copies bytes of the head (offsets as in `startLine`) into `out`,
+    /// straight from the head's storage: no slices, so no reference
+    /// counting (this runs for every header of every proxied response).
     func write(_ range: Range<Int>, into out: inout ByteBuffer) {
         self.bytes.withUnsafeReadableBytes { raw in
             guard range.lowerBound >= 0, range.upperBound <= raw.count else { return }

@@ -1,8 +1,9 @@
 import CCrypto
 
 /// The one place that talks to OpenSSL's libcrypto. Every EVP object is
-/// created and freed inside the call that needs it (the one exception: the
-/// SHA-256 algorithm, fetched once), so no OpenSSL pointer leaves this file.
+/// created and freed inside the call that needs it, except what is worth
+/// keeping: the SHA-256 algorithm (fetched once) and `HMACKey`'s keyed
+/// context (owned by the key). No OpenSSL pointer leaves this file.
 public enum Crypto {
     /// SHA-256, fetched from the provider once. OpenSSL 3's one-shot
     /// `SHA256()` fetches the algorithm on every call (a locked lookup),
@@ -156,8 +157,8 @@ public enum HMACAlgorithm: Sendable {
 
 /// An HMAC key prepared once per profile. OpenSSL 3's one-shot `HMAC()`
 /// fetches the MAC and the digest (locked lookups) and hashes the key
-/// pads on every call: ~25 µs of an uncached HS256 decision, measured.
-/// Here a context is keyed once and each MAC starts from a copy of it.
+/// pads on every call; here a context is keyed once and each MAC starts
+/// from a copy of it (uncached HS256 decisions: 20-25 µs -> 18.5-21 µs).
 /// The keyed context is never changed after `init`, only duplicated, so
 /// sharing it between threads is safe.
 public final class HMACKey: @unchecked Sendable {

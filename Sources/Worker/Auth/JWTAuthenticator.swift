@@ -1,7 +1,8 @@
 import Shared
 
 /// A jwt profile, compiled: the HMAC secret (resolved from `enc:v1:` or
-/// `$ENV` when the snapshot was applied) and the claim rules of SPEC §9.
+/// `$ENV` when the snapshot was applied, then keyed per algorithm) and the
+/// claim rules of SPEC §9.
 struct JWTRules {
     /// One prepared key per allowed HS* algorithm (at most three).
     let keys: [HMACKey]
