@@ -79,8 +79,9 @@ final class ChildProcess {
     init(_ executable: String, _ arguments: [String], directory: URL, name: String, environment: [String: String] = [:]) throws {
         self.stdoutPath = directory.appendingPathComponent("\(name).out").path
         self.stderrPath = directory.appendingPathComponent("\(name).err").path
-        FileManager.default.createFile(atPath: self.stdoutPath, contents: nil)
-        FileManager.default.createFile(atPath: self.stderrPath, contents: nil)
+        for path in [self.stdoutPath, self.stderrPath] where !FileManager.default.createFile(atPath: path, contents: nil) {
+            throw HarnessError("cannot create \(path)")
+        }
         self.process.executableURL = URL(fileURLWithPath: executable)
         self.process.arguments = arguments
         self.process.currentDirectoryURL = directory

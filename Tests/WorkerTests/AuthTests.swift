@@ -50,9 +50,15 @@ struct AuthTests {
 
     func engine() throws -> WorkerEngine {
         let config = try ConfigLoader.parse(yaml: Self.yaml)
-        let engine = WorkerEngine(workerIndex: 0, clock: self.clock, environment: ["JWT_SECRET": Self.secret])
+        let engine = WorkerEngine(
+            workerIndex: 0, clock: self.clock, environment: ["JWT_SECRET": Self.secret, "JWT_SECRET_NEXT": Self.secret + "-rotated"])
         try engine.apply(WorkerSnapshot.partition(config, version: 1, workerCount: 1, owner: { _ in 0 })[0])
         return engine
+    }
+
+    /// Puts `yaml` in force as a new whole share, as a config push does.
+    func push(_ yaml: String, to engine: WorkerEngine, version: UInt64) throws {
+        try engine.apply(WorkerSnapshot.partition(try ConfigLoader.parse(yaml: yaml), version: version, workerCount: 1, owner: { _ in 0 })[0])
     }
 
     func keys(_ engine: WorkerEngine, attemptedAt: Int64? = nil, version: UInt64 = 1, kids: [(AsymmetricKey, String, JWSAlgorithm)]? = nil) {
@@ -111,10 +117,39 @@ struct AuthTests {
         #expect(engine.auth.cache.hits == 1 && engine.auth.cache.misses == misses)
         // The cache is per profile: the same token proves nothing elsewhere.
         expect(engine.decide(Self.request("sso", bearer: token)), 401, .algorithmNotAllowed, .invalidToken)
-        // A new model (say, a rotated secret) empties it.
-        try engine.apply(WorkerSnapshot.partition(try ConfigLoader.parse(yaml: Self.yaml), version: 2, workerCount: 1, owner: { _ in 0 })[0])
-        _ = engine.decide(Self.request("hs", bearer: token))
+    }
+
+    @Test func configPushesKeepCachedTokensUnlessTheirRulesChanged() throws {
+        let engine = try engine()
+        let token = hs(hsClaims)
+        expect(engine.decide(Self.request("hs", bearer: token)), 200, .allowed)
+        // A push that leaves the profile's auth alone (here: a new client
+        // and a new policy limit elsewhere) keeps the verification.
+        let busier = Self.yaml + """
+
+              - id: other
+                collections: [api]
+                profiles:
+                  - id: other-open
+                    auth: { type: none }
+            """
+        try push(busier, to: engine, version: 2)
+        expect(engine.decide(Self.request("hs", bearer: token)), 200, .allowed)
         #expect(engine.auth.cache.hits == 1)
+        // A rotated secret: the token signed with the old one is verified
+        // again, and fails, although it is still in the cache.
+        let rotated = Self.yaml.replacingOccurrences(
+            of: "{ type: jwt, secret: \"$JWT_SECRET\", leeway_s: 30", with: "{ type: jwt, secret: \"$JWT_SECRET_NEXT\", leeway_s: 30")
+        #expect(rotated != Self.yaml)
+        try push(rotated, to: engine, version: 3)
+        expect(engine.decide(Self.request("hs", bearer: token)), 401, .badSignature, .invalidToken)
+        #expect(engine.auth.cache.hits == 1)
+        expect(engine.decide(Self.request("hs", bearer: hs(hsClaims, secret: Self.secret + "-rotated"))), 200, .allowed)
+        // A stricter claim rule: the cached token is checked against it.
+        try push(Self.yaml, to: engine, version: 4)
+        expect(engine.decide(Self.request("hs", bearer: token)), 200, .allowed)
+        try push(Self.yaml.replacingOccurrences(of: "tenant_id: \"t-1\"", with: "tenant_id: \"t-2\""), to: engine, version: 5)
+        expect(engine.decide(Self.request("hs", bearer: token)), 401, .claimMismatch, .invalidToken)
     }
 
     @Test func jwtTimeClaims() throws {
@@ -308,6 +343,27 @@ struct AuthTests {
         expect(engine.decide(Self.request("sso", bearer: token)), 401, .unknownKid)
     }
 
+    @Test func oidcRefreshKeepsCachedTokensWhoseKeyIsStillPublished() throws {
+        let engine = try engine()
+        keys(engine)
+        let token = try signed(idClaims)
+        expect(engine.decide(Self.request("sso", bearer: token)), 200, .allowed)
+        let held = try #require(engine.auth.keys.sets[Self.source]?.keys.first { $0.kid == "rsa-1" }?.key)
+        // The IdP adds a key ahead of rotation: rsa-1 is published unchanged,
+        // keeps its key object, and the cached token costs no RSA verify.
+        let next = try AsymmetricKey.generate(.rsa)
+        keys(engine, version: 2, kids: [(Self.rsa, "rsa-1", .rs256), (next, "rsa-2", .rs256)])
+        #expect(engine.auth.keys.sets[Self.source]?.keys.first { $0.kid == "rsa-1" }?.key === held)
+        expect(engine.decide(Self.request("sso", bearer: token)), 200, .allowed)
+        #expect(engine.auth.cache.hits == 1)
+        // The same kid with other key material is a new key: not trusted
+        // for the old verification.
+        let impostor = try AsymmetricKey.generate(.rsa)
+        keys(engine, version: 3, kids: [(impostor, "rsa-1", .rs256)])
+        expect(engine.decide(Self.request("sso", bearer: token)), 401, .badSignature)
+        #expect(engine.auth.cache.hits == 1)
+    }
+
     @Test func oidcFailedFetchKeepsTheKeysWeHad() throws {
         let engine = try engine()
         keys(engine)
@@ -342,17 +398,49 @@ struct AuthTests {
         let cache = VerifiedTokenCache(capacity: 3)
         let digests = (0..<5).map { Crypto.sha256("token-\($0)") }
         let window = ClaimChecks.Validity(from: 0, until: 100)
-        for digest in digests.prefix(3) { cache.insert(digest, profileID: "p", epoch: 1, validity: window) }
-        #expect(cache.contains(digests[0], profileID: "p", epoch: 1, now: 50))  // 0 becomes the newest
-        cache.insert(digests[3], profileID: "p", epoch: 1, validity: window)  // evicts 1
+        let p = CredentialStamp(profileID: "p", clientID: "c", auth: AuthConfig(type: .jwt))
+        for digest in digests.prefix(3) { cache.insert(digest, stamp: p, validity: window) }
+        #expect(cache.contains(digests[0], stamp: p, now: 50))  // 0 becomes the newest
+        cache.insert(digests[3], stamp: p, validity: window)  // evicts 1
         #expect(cache.count == 3)
-        #expect(!cache.contains(digests[1], profileID: "p", epoch: 1, now: 50))
-        #expect(cache.contains(digests[0], profileID: "p", epoch: 1, now: 50))
-        #expect(cache.contains(digests[2], profileID: "p", epoch: 1, now: 50))
-        #expect(!cache.contains(digests[0], profileID: "q", epoch: 1, now: 50))
-        #expect(!cache.contains(digests[0], profileID: "p", epoch: 2, now: 50))
-        #expect(!cache.contains(digests[0], profileID: "p", epoch: 1, now: 100))
-        for index in 0..<1000 { cache.insert(Crypto.sha256("more-\(index)"), profileID: "p", epoch: 1, validity: window) }
+        #expect(!cache.contains(digests[1], stamp: p, now: 50))
+        #expect(cache.contains(digests[0], stamp: p, now: 50))
+        #expect(cache.contains(digests[2], stamp: p, now: 50))
+        #expect(!cache.contains(digests[0], stamp: p, now: 100))
+        for index in 0..<1000 { cache.insert(Crypto.sha256("more-\(index)"), stamp: p, validity: window) }
         #expect(cache.count == 3)
+    }
+
+    @Test func cacheEntriesCountOnlyUnderTheirStampAndKey() throws {
+        let cache = VerifiedTokenCache(capacity: 8)
+        let digest = Crypto.sha256("token")
+        let window = ClaimChecks.Validity(from: 0, until: 100)
+        var auth = AuthConfig(type: .jwt)
+        auth.secret = "$A"
+        let stamp = CredentialStamp(profileID: "p", clientID: "c", auth: auth)
+        #expect(stamp == CredentialStamp(profileID: "p", clientID: "c", auth: auth))
+        cache.insert(digest, stamp: stamp, validity: window)
+        #expect(cache.contains(digest, stamp: stamp, now: 50))
+        // Another profile, another owner, or any changed auth key: a miss.
+        #expect(!cache.contains(digest, stamp: CredentialStamp(profileID: "q", clientID: "c", auth: auth), now: 50))
+        #expect(!cache.contains(digest, stamp: CredentialStamp(profileID: "p", clientID: "d", auth: auth), now: 50))
+        var changes: [AuthConfig] = []
+        for change in [
+            { (a: inout AuthConfig) in a.secret = "$B" }, { $0.leewayS = 5 }, { $0.maxTTLS = 60 }, { $0.requireSubMatch = false },
+            { $0.requiredClaims = ["tenant": "t"] }, { $0.algorithms = ["HS512"] }, { $0.type = .oidc },
+        ] as [(inout AuthConfig) -> Void] {
+            var changed = auth
+            change(&changed)
+            changes.append(changed)
+        }
+        for changed in changes {
+            #expect(!cache.contains(digest, stamp: CredentialStamp(profileID: "p", clientID: "c", auth: changed), now: 50), "\(changed)")
+        }
+        // An oidc entry counts while its key is trusted.
+        let key = try AsymmetricKey.generate(.ec(.p256))
+        let other = Crypto.sha256("id-token")
+        cache.insert(other, stamp: stamp, key: key, validity: window)
+        #expect(cache.contains(other, stamp: stamp, now: 50) { $0 === key })
+        #expect(!cache.contains(other, stamp: stamp, now: 50) { _ in false })
     }
 }

@@ -8,6 +8,9 @@ public final class IssuerKeyStore {
         /// that algorithm only (RFC 7517 §4.4).
         public let algorithm: JWSAlgorithm?
         public let key: AsymmetricKey
+        /// The JWK's public members as published; an unchanged JWK keeps
+        /// its `AsymmetricKey` across refreshes (see `apply`).
+        let material: String
     }
 
     public struct KeySet {
@@ -30,8 +33,13 @@ public final class IssuerKeyStore {
     public init() {}
 
     /// Replaces a source's keys; returns what was skipped for the log.
+    /// A JWK published again unchanged (same `kid`, `alg` and public
+    /// members) keeps the key object it had: workers' cached verifications
+    /// name the key that made them, and a refresh that only adds a key must
+    /// not send every cached token back through RSA.
     @discardableResult
     public func apply(_ message: KeySetMessage) -> KeySet {
+        let previous = self.sets[message.source]
         var keys: [Key] = []
         var skipped: [String] = []
         if !message.jwksJSON.isEmpty {
@@ -51,8 +59,14 @@ public final class IssuerKeyStore {
                         }
                         algorithm = known
                     }
+                    let kid = jwk["kid"]?.string
+                    let material = ["kty", "n", "e", "crv", "x", "y"].map { jwk[$0]?.string ?? "" }.joined(separator: ".")
+                    if let same = previous?.keys.first(where: { $0.kid == kid && $0.algorithm == algorithm && $0.material == material }) {
+                        keys.append(same)
+                        continue
+                    }
                     do {
-                        keys.append(Key(kid: jwk["kid"]?.string, algorithm: algorithm, key: try AsymmetricKey.fromJWK(jwk)))
+                        keys.append(Key(kid: kid, algorithm: algorithm, key: try AsymmetricKey.fromJWK(jwk), material: material))
                     } catch {
                         skipped.append("\(name): \(error)")
                     }
@@ -63,7 +77,6 @@ public final class IssuerKeyStore {
         }
         // A fetch that failed keeps the keys we had: an IdP outage must not
         // turn every valid token into a 401.
-        let previous = self.sets[message.source]
         if message.jwksJSON.isEmpty, let previous {
             keys = previous.keys
         }
@@ -89,6 +102,11 @@ public final class IssuerKeyStore {
             guard entry.key.family == algorithm.keyFamily else { return nil }
             return entry.key
         }
+    }
+
+    /// Whether `source` still publishes `key` (the same object: see `apply`).
+    public func holds(_ key: AsymmetricKey, source: String) -> Bool {
+        self.sets[source]?.keys.contains { $0.key === key } ?? false
     }
 
     public func hasKeys(_ source: String) -> Bool { !(self.sets[source]?.keys.isEmpty ?? true) }

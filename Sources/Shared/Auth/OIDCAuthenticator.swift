@@ -1,6 +1,7 @@
 /// What verifying a bearer JWT concluded.
 public enum TokenVerdict: Sendable {
-    case verified(ClaimChecks.Validity)
+    /// Valid in this window; `key` is the IdP key that verified it (oidc).
+    case verified(ClaimChecks.Validity, key: AsymmetricKey?)
     case failed(GatewayError)
     /// The keys may be stale (unknown `kid`, or none yet) and a fetch is
     /// allowed: the caller may wait for fresh keys and decide again. The
@@ -66,10 +67,10 @@ public enum OIDCAuthenticator {
             let error = AuthFailure.invalid(.unknownKid, "no signing key of the issuer matches the token's kid")
             return refreshAllowed ? .keysNeeded(error) : .failed(error)
         }
-        let verified = jws.signingInput.withUnsafeBytes { message in
-            candidates.contains { $0.verify(jws.algorithm, message: message, signature: jws.signature) }
+        let verifier = jws.signingInput.withUnsafeBytes { message in
+            candidates.first { $0.verify(jws.algorithm, message: message, signature: jws.signature) }
         }
-        guard verified else { return .failed(AuthFailure.invalid(.badSignature, "signature does not verify")) }
+        guard let verifier else { return .failed(AuthFailure.invalid(.badSignature, "signature does not verify")) }
 
         let validity: ClaimChecks.Validity
         switch ClaimChecks.times(jws.claims, now: now, leeway: rules.leeway, maxTTL: nil) {
@@ -86,7 +87,7 @@ public enum OIDCAuthenticator {
                 return .failed(AuthFailure.forbidden(.missingRole, "token lacks the role \(missing)"))
             }
         }
-        return .verified(validity)
+        return .verified(validity, key: verifier)
     }
 
     /// `aud` is a string or an array of strings (RFC 7519 §4.1.3).

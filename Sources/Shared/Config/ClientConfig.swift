@@ -72,7 +72,9 @@ public enum AuthType: String, Codable, Sendable, Equatable, CaseIterable {
 
 /// One profile's auth settings. Which keys apply depends on `type`
 /// (SPEC §3, §9); the validator rejects keys that do not belong to it.
-public struct AuthConfig: Codable, Sendable, Equatable {
+/// Hashable so a worker can tell whether a profile's rules changed
+/// (`CredentialStamp`): synthesized, so a new key is covered by itself.
+public struct AuthConfig: Codable, Sendable, Hashable {
     public var type: AuthType
     // token
     public var tokenSHA256: String?
@@ -140,7 +142,7 @@ public struct AuthConfig: Codable, Sendable, Equatable {
     }
 }
 
-public struct CertSubjectConfig: Codable, Sendable, Equatable {
+public struct CertSubjectConfig: Codable, Sendable, Hashable {
     public var cn: String
     public var ou: String?
 

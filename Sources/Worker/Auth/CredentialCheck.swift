@@ -5,15 +5,10 @@ import Shared
 final class AuthState {
     let cache: VerifiedTokenCache
     let keys = IssuerKeyStore()
-    /// Bumped on every model or key-set change; cache entries of an older
-    /// epoch no longer count.
-    private(set) var epoch: UInt64 = 1
 
     init(cacheCapacity: Int = 10_000) {
         self.cache = VerifiedTokenCache(capacity: cacheCapacity)
     }
-
-    func invalidate() { self.epoch &+= 1 }
 }
 
 /// 6. The credential the profile's auth type asks for.
@@ -60,10 +55,15 @@ struct CredentialCheck: DecisionCheck {
         let now = context.time.unixSeconds
         let auth = environment.auth
         let digest = Crypto.sha256(token)
-        if auth.cache.contains(digest, profileID: profile.id, epoch: auth.epoch, now: now) { return .next }
+        let source: String? = if case .oidc(let rules) = profile.credential { rules.source } else { nil }
+        let cached = auth.cache.contains(digest, stamp: profile.stamp, now: now) { key in
+            // A key the issuer withdrew stops vouching for its tokens.
+            source.map { auth.keys.holds(key, source: $0) } ?? false
+        }
+        if cached { return .next }
         switch verify(token, now) {
-        case .verified(let validity):
-            auth.cache.insert(digest, profileID: profile.id, epoch: auth.epoch, validity: validity)
+        case .verified(let validity, let key):
+            auth.cache.insert(digest, stamp: profile.stamp, key: key, validity: validity)
             return .next
         case .failed(let error):
             return .deny(error)

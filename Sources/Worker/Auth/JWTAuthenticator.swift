@@ -49,6 +49,6 @@ enum JWTAuthenticator {
             }
         }
         if let error = ClaimChecks.required(jws.claims, rules.requiredClaims) { return .failed(error) }
-        return .verified(validity)
+        return .verified(validity, key: nil)
     }
 }

@@ -38,10 +38,9 @@ final class WorkerEngine {
         self.limiter.retain { clientID, fingerprint in
             model.clients[clientID]?.policy?.fingerprint == fingerprint
         }
+        // The verified-token cache is kept: its entries count only for
+        // the rules they were verified under (`CredentialStamp`).
         self.model = model
-        // A rotated secret or changed claim rule must not be bypassed by a
-        // token verified under the old rules.
-        self.auth.invalidate()
     }
 
     /// The version this worker is at: its model's, or a later one that
@@ -65,16 +64,13 @@ final class WorkerEngine {
         }
         self.model = next
         self.version = version
-        self.auth.invalidate()
     }
 
-    /// New keys for one OIDC source. Cached verifications are dropped only
-    /// when the document changed (a withdrawn key must stop working).
+    /// New keys for one OIDC source. Cached verifications stay good while
+    /// the key that verified them is still published; a withdrawn key
+    /// stops vouching for its tokens at once.
     func applyKeys(_ message: KeySetMessage) -> IssuerKeyStore.KeySet {
-        let changed = self.auth.keys.sets[message.source]?.version != message.version
-        let set = self.auth.keys.apply(message)
-        if changed { self.auth.invalidate() }
-        return set
+        self.auth.keys.apply(message)
     }
 
     func decide(_ request: DecisionRequest) -> DecisionResponse {

@@ -93,6 +93,15 @@ enum AuthBench {
         func again(_ requests: [DecisionRequest]) -> [DecisionRequest] {
             (0..<iterations).map { requests[$0 % distinct] }
         }
+        /// An operator's change elsewhere (a client added): a new whole
+        /// share, which must not cost the cached tokens their verification.
+        var version: UInt64 = 1
+        func push() throws -> Int {
+            version += 1
+            let busier = try ConfigLoader.parse(yaml: yaml + "\n  - { id: other-\(version), profiles: [ { id: open-\(version), auth: { type: none } } ] }")
+            try engine.apply(WorkerSnapshot.partition(busier, version: version, workerCount: 1, owner: { _ in 0 })[0])
+            return distinct
+        }
         // Closures, so that rows left out by --only cost nothing.
         let all: [(String, () throws -> Double)] = [
             ("token (SHA-256, constant-time compare)", { try time(tokenRequests) }),
@@ -100,6 +109,7 @@ enum AuthBench {
             ("jwt HS256, cached", { try time(again(tokens("hs256"))) }),
             ("oidc RS256 (2048-bit), uncached", { try time(tokens("rs256")) }),
             ("oidc RS256, cached", { try time(again(tokens("rs256"))) }),
+            ("oidc RS256, cached, after a config push", { try time(Array(again(tokens("rs256")).prefix(try push()))) }),
             ("oidc ES256 (P-256), uncached", { try time(tokens("es256")) }),
             ("oidc ES256, cached", { try time(again(tokens("es256"))) }),
         ]
@@ -109,7 +119,7 @@ enum AuthBench {
         }
         print("worker decision cost per auth type (whole pipeline, one thread, \(iterations) decisions; \(distinct) distinct RS/ES tokens)")
         for (name, micros) in rows {
-            print(name.padding(toLength: 40, withPad: " ", startingAt: 0) + String(format: "%9.2f µs/decision", micros))
+            print(name.padding(toLength: 42, withPad: " ", startingAt: 0) + String(format: "%9.2f µs/decision", micros))
         }
     }
 

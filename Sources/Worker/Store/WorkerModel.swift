@@ -138,10 +138,13 @@ final class CompiledProfile {
     /// `Allow` header value: exactly the configured methods, in order.
     let allowHeader: String
     let allowedIPs: IPRangeSet?
+    /// What the verified-token cache binds its entries to.
+    let stamp: CredentialStamp
 
     init(_ profile: ProfileConfig, clientID: String, secrets: SecretContext) throws(ConfigIssue) {
         self.id = profile.id
         self.clientID = clientID
+        self.stamp = CredentialStamp(profileID: profile.id, clientID: clientID, auth: profile.auth)
         self.active = profile.status == .active
         self.authType = profile.auth.type
         switch profile.auth.type {
