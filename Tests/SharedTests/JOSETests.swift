@@ -17,9 +17,27 @@ struct JOSETests {
         #expect(try JSONValue.parse(Array(#"{"r":{"roles":["a"]}}"#.utf8)).value(atPath: "r.roles")?.array?.count == 1)
     }
 
+    /// Whole numbers of up to 15 digits and escape-free ASCII strings take
+    /// fast paths; everything else the general ones. Both must agree.
+    @Test func jsonFastAndGeneralPathsAgree() throws {
+        let numbers = ["0", "-0", "7", "-42", "1767225600", "999999999999999", "-999999999999999", "1234567890123456789", "1.5", "2e3", "-0.25E-2", "10E2"]
+        for text in numbers {
+            let parsed = try JSONValue.parse(Array("[\(text)]".utf8)).array?.first?.number
+            #expect(parsed == Double(text), "\(text)")
+        }
+        #expect(try JSONValue.parse(Array("-0".utf8)).number?.sign == .minus)
+        let value = try JSONValue.parse(Array("{\"ascii\":\"plain-text_1\",\"utf8\":\"caf\u{e9} \u{1F600}\",\"empty\":\"\"}".utf8))
+        #expect(value["ascii"]?.string == "plain-text_1")
+        #expect(value["utf8"]?.string == "caf\u{e9} \u{1F600}")
+        #expect(value["empty"]?.string == "")
+        // Raw bytes that are not UTF-8 are refused on the unescaped path too.
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(Array("{\"a\":\"".utf8) + [0xC3, 0x28] + Array("\"}".utf8)) }
+        #expect(throws: JSONParseError.self) { try JSONValue.parse(Array("{\"a\":\"".utf8) + [0xFF] + Array("\"}".utf8)) }
+    }
+
     @Test(arguments: [
         #"{"sub":"a","sub":"b"}"#, #"{"a":1,}"#, "[1,2", #"{"a":01}"#, #"{"a":"\ud800"}"#, "{\"a\":\"tab\tin\"}",
-        #"{"a":1} x"#, "", "nul", #"{"a":.5}"#, String(repeating: "[", count: 100) + String(repeating: "]", count: 100),
+        #"{"a":1} x"#, "", "nul", #"{"a":.5}"#, "-", "[-]", "[1.]", "[1e]", "[00]", "[-01]", String(repeating: "[", count: 100) + String(repeating: "]", count: 100),
     ])
     func jsonRefusesAmbiguousOrBrokenInput(_ text: String) {
         #expect(throws: JSONParseError.self) { try JSONValue.parse(Array(text.utf8)) }

@@ -136,7 +136,8 @@ private struct JSONParser {
 
     private mutating func parseObject(depth: Int) throws(JSONParseError) -> JSONValue {
         self.index += 1
-        var members: [String: JSONValue] = [:]
+        // Room for a typical JWT header or claim set without regrowing.
+        var members = [String: JSONValue](minimumCapacity: 8)
         self.skipWhitespace()
         if self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: "}") {
             self.index += 1
@@ -183,12 +184,22 @@ private struct JSONParser {
 
     private mutating func parseNumber() throws(JSONParseError) -> Double {
         let start = self.index
-        if self.bytes[self.index] == UInt8(ascii: "-") { self.index += 1 }
+        let negative = self.bytes[self.index] == UInt8(ascii: "-")
+        if negative { self.index += 1 }
         guard self.index < self.bytes.count else { throw self.fail("bad number") }
+        let integerStart = self.index
         if self.bytes[self.index] == UInt8(ascii: "0") {
             self.index += 1
         } else {
             guard self.digits() > 0 else { throw self.fail("bad number") }
+        }
+        // Fast path for whole numbers of up to 15 digits (every NumericDate):
+        // exact in a Double, so no text round trip through strtod.
+        let integerEnd = self.index
+        if integerEnd - integerStart <= 15, integerEnd == self.bytes.count || !Self.continuesNumber(self.bytes[integerEnd]) {
+            var value: Int64 = 0
+            for index in integerStart..<integerEnd { value = value * 10 + Int64(self.bytes[index] &- UInt8(ascii: "0")) }
+            return negative ? -Double(value) : Double(value)
         }
         if self.index < self.bytes.count, self.bytes[self.index] == UInt8(ascii: ".") {
             self.index += 1
@@ -206,6 +217,11 @@ private struct JSONParser {
         return value
     }
 
+    /// A fraction or exponent follows the integer part.
+    private static func continuesNumber(_ byte: UInt8) -> Bool {
+        byte == UInt8(ascii: ".") || byte | 0x20 == UInt8(ascii: "e")
+    }
+
     private mutating func digits() -> Int {
         let start = self.index
         while self.index < self.bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(self.bytes[self.index]) {
@@ -217,17 +233,22 @@ private struct JSONParser {
     private mutating func parseString() throws(JSONParseError) -> String {
         self.index += 1
         let start = self.index
-        // Fast path: no escapes, valid UTF-8 checked once by String(validating:).
+        // Fast path: no escapes. Pure ASCII (every claim name and most
+        // values) needs no UTF-8 validation and is copied as is; anything
+        // else is validated once by String(validating:).
+        var high: UInt8 = 0
         while self.index < self.bytes.count {
             let c = self.bytes[self.index]
             if c == UInt8(ascii: "\"") {
                 let raw = UnsafeBufferPointer(rebasing: self.bytes[start..<self.index])
                 self.index += 1
+                if high < 0x80 { return Self.ascii(raw) }
                 guard let text = String(validating: raw, as: UTF8.self) else { throw self.fail("invalid UTF-8") }
                 return text
             }
             if c == UInt8(ascii: "\\") { break }
             guard c >= 0x20 else { throw self.fail("control character in string") }
+            high |= c
             self.index += 1
         }
         var out = Array(self.bytes[start..<self.index])
@@ -274,6 +295,14 @@ private struct JSONParser {
             }
         }
         throw self.fail("unterminated string")
+    }
+
+    /// `raw` is ASCII: valid UTF-8 as it stands.
+    private static func ascii(_ raw: UnsafeBufferPointer<UInt8>) -> String {
+        String(unsafeUninitializedCapacity: raw.count) { out in
+            _ = out.initialize(fromContentsOf: raw)
+            return raw.count
+        }
     }
 
     private mutating func hex4() throws(JSONParseError) -> UInt32 {
