@@ -12,6 +12,10 @@ long one client's change then takes to reach the workers.
 3. RSS (VmRSS) of the router and of each worker from /proc.
 4. Deactivates one client with replace_one and times until its requests
    get 403; and a request of another client keeps answering 200.
+5. Tightens the policy every client shares (1,000/s to 1/s) and times
+   until it is in force, while another client sends requests one after
+   another: the slowest of those answers is how long a worker stopped
+   deciding to take the change in.
 
 Loopback only; every step is bounded by a timeout.
 """
@@ -25,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 
@@ -133,6 +138,34 @@ def main():
             changes.append(time.monotonic() - changed)
         other = status(args.clients - 1)
 
+        # A policy edit, with a client's requests flowing meanwhile.
+        slowest, stop = [0.0, 0], threading.Event()
+
+        def stream():
+            i = args.clients - 2
+            while not stop.is_set():
+                sent = time.monotonic()
+                try:
+                    get(port, "/x", {"X-Client-ID": f"c{i:06d}", "X-Profile-ID": f"c{i:06d}-t",
+                                     "Authorization": f"Bearer pcl_scale-{i}"}, timeout=120)
+                except OSError:
+                    pass  # counted by its time like any answer
+                slowest[0] = max(slowest[0], time.monotonic() - sent)
+                slowest[1] += 1
+        streamer = threading.Thread(target=stream)
+        streamer.start()
+        try:
+            time.sleep(0.5)
+            policy_changed = time.monotonic()
+            db.policies.update_one({"_id": "roomy"}, {"$set": {"rate_limits": [{"limit": 1, "per": "second"}]}})
+            # In force once two back-to-back requests of one client meet a 429.
+            wait("the policy change to reach the workers", 120, lambda: [status(20), status(20)][1] == 429)
+            policy_s = time.monotonic() - policy_changed
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            streamer.join(30)
+
         print(f"\nPortcullis config from MongoDB (nx-27017), {args.clients:,} clients, {args.workers} workers")
         print(f"{'seed (pymongo insert_many)':<42}{seed_s:>10.1f} s")
         print(f"{'spawn to /readyz 200 (load)':<42}{load_s:>10.2f} s")
@@ -143,6 +176,8 @@ def main():
         print(f"{'one client changed → in force (5 changes)':<42}{changes_ms[0]:>6.0f} / {changes_ms[2]:.0f} / {changes_ms[-1]:.0f} ms (min/median/max)")
         print(f"{'requests before (allowed→502 upstream down)':<42}{str(before):>10}")
         print(f"{'another client after the change':<42}{other:>10}")
+        print(f"{'policy changed → in force':<42}{policy_s * 1000:>10.0f} ms")
+        print(f"{'slowest answer meanwhile (' + str(slowest[1]) + ' requests)':<42}{slowest[0] * 1000:>10.0f} ms")
         with open(os.path.join(work, "router.log")) as f:
             for line in f:
                 if "model read" in line or ("config" in line and ("reloaded" in line or "applied" in line)):

@@ -68,10 +68,52 @@ struct ConfigDeltaTests {
         #expect(throws: ConfigError.self) { try engine.apply(WorkerDelta(removed: ["acme"]), base: 2, version: 4) }
         // The model in force is untouched.
         #expect(engine.decide(Fixture.request()).outcome == .allow)
-        // A policy change cannot be a delta.
-        var changed = model
-        changed.policies[0].rateLimits = []
-        #expect(WorkerDelta.diff(from: model, oldClients: self.index(model), to: changed, workerCount: 1, owner: { _ in 0 }) == nil)
+    }
+
+    /// Policy and route edits travel as deltas too: the worker recompiles
+    /// the changed policy and re-points its clients, and decides exactly
+    /// as a worker given the whole new share (limit state included).
+    @Test func policyAndRouteChangesAreDeltasThatMatchWholeSnapshots() throws {
+        let old = try ConfigLoader.parse(yaml: Fixture.yaml)
+        var new = old
+        new.policies[1].quotas[0].limit = 10  // quota: globex's
+        new.collections[0].routes.append(RouteConfig(pathPrefix: "/v3/orders"))
+        new.collections[1].routes = [RouteConfig(pathPrefix: "/invoices")]
+        let deltas = WorkerDelta.diff(from: old, oldClients: self.index(old), to: new, workerCount: 1, owner: { _ in 0 })
+        #expect(deltas[0].upserts.isEmpty && deltas[0].removed.isEmpty)
+        #expect(deltas[0].policies == new.policies)
+        #expect(deltas[0].collections?.map(\.id) == ["orders", "billing"])
+
+        let viaDelta = WorkerEngine(workerIndex: 0, clock: self.clock)
+        let whole = WorkerEngine(workerIndex: 0, clock: self.clock)
+        let requests = [
+            Fixture.request(), Fixture.request(path: "/v3/orders/1"), Fixture.request(client: "globex", profile: "globex-token"),
+            Fixture.request(client: "globex", profile: "globex-token", path: "/billing/1"),
+            Fixture.request(client: "globex", profile: "globex-token", path: "/invoices/1"),
+        ]
+        for engine in [viaDelta, whole] {
+            try engine.apply(WorkerSnapshot.partition(old, version: 1, workerCount: 1, owner: { _ in 0 })[0])
+            engine.acknowledge(version: 1)
+            // acme spends its 2/s; globex spends its quota of 3.
+            for _ in 0..<3 { _ = engine.decide(Fixture.request()) }
+            for _ in 0..<4 { _ = engine.decide(Fixture.request(client: "globex", profile: "globex-token")) }
+        }
+        let acmeToken = try #require(viaDelta.model?.profiles["acme-token"])
+        try viaDelta.apply(WorkerDelta.decode(try deltas[0].encoded()), base: 1, version: 2)
+        try whole.apply(WorkerSnapshot.partition(new, version: 2, workerCount: 1, owner: { _ in 0 })[0])
+        // Nothing of the profiles was recompiled.
+        #expect(viaDelta.model?.profiles["acme-token"] === acmeToken)
+        #expect(viaDelta.model?.clients["globex"]?.policy?.config.quotas.first?.limit == 10)
+        var statuses: [Int] = []
+        for request in requests {
+            let a = viaDelta.decide(request)
+            let b = whole.decide(request)
+            #expect(a.status == b.status && a.reason == b.reason, "\(request.clientID) \(request.path): \(a.reason) vs \(b.reason)")
+            statuses.append(a.status)
+        }
+        // acme's bucket survived (its policy did not change) and is still
+        // empty; globex is under its new quota of 10; /billing is gone.
+        #expect(statuses == [429, 429, 200, 404, 200])
     }
 
     @Test func aDeltaThatDoesNotCompileChangesNothing() throws {

@@ -403,6 +403,8 @@ final class Gateway: @unchecked Sendable {
             metadata: [
                 "version": "\(version)", "reason": "\(reason)",
                 "clients_changed": "\(deltas.map { String($0.reduce(0) { $0 + $1.upserts.count + $1.removed.count }) } ?? "all")",
+                "policies_changed": "\(deltas.map { String($0.first?.policies != nil) } ?? "all")",
+                "routes_changed": "\(deltas.map { String($0.first?.collections != nil) } ?? "all")",
             ])
     }
 

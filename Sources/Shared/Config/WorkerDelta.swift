@@ -1,42 +1,57 @@
 import Foundation
 
-/// One worker's part of a change that touched only clients: the clients of
-/// this worker that are new or changed, the ones gone, and the profile ids
-/// of other workers' clients that appeared, moved or disappeared. At 100,000
-/// clients a whole share is megabytes of JSON and seconds to encode, decode
-/// and compile; a delta is one client's worth.
+/// One worker's part of a change: the clients of this worker that are new
+/// or changed, the ones gone, the profile ids of other workers' clients
+/// that appeared, moved or disappeared, and the whole policy or route list
+/// when one of those changed. At 100,000 clients a whole share is megabytes
+/// of JSON and seconds to encode, decode and compile, during which the
+/// worker decides nothing; a delta is the change's worth. A policy edit
+/// recompiles that policy and re-points its clients; their profiles (and
+/// verified tokens) are left alone.
 public struct WorkerDelta: Codable, Sendable, Equatable {
     public var upserts: [ClientConfig]
     public var removed: [String]
     public var foreignSet: [String: String]
     public var foreignRemoved: [String]
+    /// Every policy, when any changed; nil when none did.
+    public var policies: [PolicyConfig]?
+    /// Every collection's routes, when any changed; nil when none did.
+    public var collections: [CollectionRoutes]?
 
     enum CodingKeys: String, CodingKey {
         case upserts, removed
         case foreignSet = "foreign_set"
         case foreignRemoved = "foreign_removed"
+        case policies, collections
     }
 
-    public init(upserts: [ClientConfig] = [], removed: [String] = [], foreignSet: [String: String] = [:], foreignRemoved: [String] = []) {
+    public init(
+        upserts: [ClientConfig] = [], removed: [String] = [], foreignSet: [String: String] = [:], foreignRemoved: [String] = [],
+        policies: [PolicyConfig]? = nil, collections: [CollectionRoutes]? = nil
+    ) {
         self.upserts = upserts
         self.removed = removed
         self.foreignSet = foreignSet
         self.foreignRemoved = foreignRemoved
+        self.policies = policies
+        self.collections = collections
     }
 
-    public var isEmpty: Bool { self.upserts.isEmpty && self.removed.isEmpty && self.foreignSet.isEmpty && self.foreignRemoved.isEmpty }
+    public var isEmpty: Bool {
+        self.upserts.isEmpty && self.removed.isEmpty && self.foreignSet.isEmpty && self.foreignRemoved.isEmpty && self.policies == nil
+            && self.collections == nil
+    }
 
-    /// Per worker, what changed from `old` to `new`; nil when something a
-    /// worker holds besides clients changed (policies, routes), which needs
-    /// whole snapshots. `oldClients` is `old`'s clients by id (the caller
-    /// keeps it between changes).
+    /// Per worker, what changed from `old` to `new`. `oldClients` is
+    /// `old`'s clients by id (the caller keeps it between changes).
     public static func diff(
         from old: GatewayConfig, oldClients: [String: ClientConfig], to new: GatewayConfig, workerCount: Int, owner: (String) -> Int
-    ) -> [WorkerDelta]? {
-        guard old.policies == new.policies,
-            old.collections.map({ CollectionRoutes(id: $0.id, routes: $0.routes) }) == new.collections.map({ CollectionRoutes(id: $0.id, routes: $0.routes) })
-        else { return nil }
-        var deltas = Array(repeating: WorkerDelta(), count: workerCount)
+    ) -> [WorkerDelta] {
+        let routes = new.collections.map { CollectionRoutes(id: $0.id, routes: $0.routes) }
+        let routesChanged = old.collections.map { CollectionRoutes(id: $0.id, routes: $0.routes) } != routes
+        var deltas = Array(
+            repeating: WorkerDelta(policies: old.policies == new.policies ? nil : new.policies, collections: routesChanged ? routes : nil),
+            count: workerCount)
         var changed: [(old: ClientConfig?, new: ClientConfig?)] = []
         var kept = 0
         for client in new.clients {

@@ -15,6 +15,8 @@ final class CompiledPolicy {
     }
 
     let id: String
+    /// What it was compiled from: a delta recompiles only changed policies.
+    let config: PolicyConfig
     let onRedisFailure: RedisFailureMode
     let limits: [Limit]
     let quotas: [Quota]
@@ -33,6 +35,7 @@ final class CompiledPolicy {
             return n == 1 ? base : "\(base)-\(n)"
         }
         self.id = policy.id
+        self.config = policy
         self.onRedisFailure = policy.onRedisFailure
         self.limits = policy.rateLimits.map {
             Limit(name: name($0.per.rawValue), limit: $0.limit, burst: $0.effectiveBurst, windowSeconds: $0.per.seconds)

@@ -58,9 +58,16 @@ final class WorkerEngine {
             throw ConfigError("", "delta for version \(base) but this worker is at \(self.version)")
         }
         let next = try model.applying(delta, version: version)
-        let changed = Set(delta.upserts.map(\.id) + delta.removed)
-        self.limiter.retain { clientID, fingerprint in
-            !changed.contains(clientID) || next.clients[clientID]?.policy?.fingerprint == fingerprint
+        if delta.policies == nil {
+            let changed = Set(delta.upserts.map(\.id) + delta.removed)
+            self.limiter.retain { clientID, fingerprint in
+                !changed.contains(clientID) || next.clients[clientID]?.policy?.fingerprint == fingerprint
+            }
+        } else {
+            // Any client may have a new policy: as for a whole share.
+            self.limiter.retain { clientID, fingerprint in
+                next.clients[clientID]?.policy?.fingerprint == fingerprint
+            }
         }
         self.model = next
         self.version = version

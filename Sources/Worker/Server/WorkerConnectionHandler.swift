@@ -90,10 +90,13 @@ final class WorkerConnectionHandler: ChannelInboundHandler {
             do {
                 let delta = try WorkerDelta.decode(message.deltaJSON)
                 try self.engine.apply(delta, base: message.baseVersion, version: message.version)
-                let level: Logger.Level = delta.upserts.isEmpty && delta.removed.isEmpty ? .debug : .info
+                let quiet = delta.upserts.isEmpty && delta.removed.isEmpty && delta.policies == nil && delta.collections == nil
                 self.logger.log(
-                    level: level, "config delta applied",
-                    metadata: ["version": "\(message.version)", "upserts": "\(delta.upserts.count)", "removed": "\(delta.removed.count)"])
+                    level: quiet ? .debug : .info, "config delta applied",
+                    metadata: [
+                        "version": "\(message.version)", "upserts": "\(delta.upserts.count)", "removed": "\(delta.removed.count)",
+                        "policies": "\(delta.policies?.count ?? 0)", "collections": "\(delta.collections?.count ?? 0)",
+                    ])
                 return ConfigAck(version: message.version)
             } catch {
                 return ConfigAck(version: message.version, error: "delta: \(error)")

@@ -52,10 +52,26 @@ final class WorkerModel {
         self.secrets = secrets
     }
 
-    /// This model with `delta`'s clients replaced, added or removed; the
+    /// This model with `delta`'s clients replaced, added or removed, and
+    /// its policies and routes replaced when the delta carries them; the
     /// rest is shared, not rebuilt. A client that fails to compile fails
     /// the whole delta (the model in force stays).
     func applying(_ delta: WorkerDelta, version: UInt64) throws(ConfigError) -> WorkerModel {
+        var policies = self.policies
+        /// Policies whose compiled object is new or gone: their clients are re-pointed.
+        var repointed = Set<String>()
+        if let configs = delta.policies {
+            policies = [:]
+            for config in configs {
+                if let kept = self.policies[config.id], kept.config == config {
+                    policies[config.id] = kept
+                } else {
+                    policies[config.id] = CompiledPolicy(config)
+                    repointed.insert(config.id)
+                }
+            }
+            for id in self.policies.keys where policies[id] == nil { repointed.insert(id) }
+        }
         var clients = self.clients
         var profiles = self.profiles
         var foreign = self.foreignProfiles
@@ -65,15 +81,23 @@ final class WorkerModel {
             for profile in old.profileIDs { profiles.removeValue(forKey: profile) }
         }
         for (i, client) in delta.upserts.enumerated() {
-            clients[client.id] = Self.compile(client, at: "upserts[\(i)]", policies: self.policies, secrets: self.secrets, into: &profiles, issues: &issues)
+            clients[client.id] = Self.compile(client, at: "upserts[\(i)]", policies: policies, secrets: self.secrets, into: &profiles, issues: &issues)
             for profile in client.profiles { foreign.removeValue(forKey: profile.id) }
         }
         guard issues.isEmpty else { throw ConfigError(issues) }
+        if !repointed.isEmpty {
+            // A walk over this worker's clients, no compiling: profiles and
+            // their verified tokens stay as they are.
+            for (id, client) in self.clients where clients[id] === client {
+                guard let policyID = client.policyID, repointed.contains(policyID) else { continue }
+                clients[id] = client.repointed(to: policies[policyID])
+            }
+        }
         for profile in delta.foreignRemoved { foreign.removeValue(forKey: profile) }
         for (profile, client) in delta.foreignSet { foreign[profile] = client }
         return WorkerModel(
-            version: version, clients: clients, profiles: profiles, foreignProfiles: foreign, routes: self.routes, policies: self.policies,
-            secrets: self.secrets)
+            version: version, clients: clients, profiles: profiles, foreignProfiles: foreign,
+            routes: delta.collections.map(RouteTable.init) ?? self.routes, policies: policies, secrets: self.secrets)
     }
 
     private static func compile(
@@ -91,7 +115,7 @@ final class WorkerModel {
         }
         return CompiledClient(
             id: client.id, active: client.status == .active, collections: Set(client.collections),
-            policy: client.policy.flatMap { policies[$0] }, profileIDs: clientProfiles)
+            policyID: client.policy, policy: client.policy.flatMap { policies[$0] }, profileIDs: clientProfiles)
     }
 }
 
@@ -102,16 +126,24 @@ final class CompiledClient {
     let id: String
     let active: Bool
     let collections: Set<String>
+    /// The policy it names, kept so a changed policy can be re-pointed.
+    let policyID: String?
     let policy: CompiledPolicy?
     /// Its profiles, so a delta replacing the client drops the old ones.
     let profileIDs: [String]
 
-    init(id: String, active: Bool, collections: Set<String>, policy: CompiledPolicy?, profileIDs: [String] = []) {
+    init(id: String, active: Bool, collections: Set<String>, policyID: String? = nil, policy: CompiledPolicy?, profileIDs: [String] = []) {
         self.id = id
         self.active = active
         self.collections = collections
+        self.policyID = policyID ?? policy?.id
         self.policy = policy
         self.profileIDs = profileIDs
+    }
+
+    /// The same client under a recompiled (or withdrawn) policy.
+    func repointed(to policy: CompiledPolicy?) -> CompiledClient {
+        CompiledClient(id: self.id, active: self.active, collections: self.collections, policyID: self.policyID, policy: policy, profileIDs: self.profileIDs)
     }
 }
 
