@@ -35,9 +35,7 @@ final class WorkerEngine {
     /// policy kept its shape; a model that fails to compile changes nothing.
     func apply(_ snapshot: WorkerSnapshot) throws(ConfigError) {
         let model = try WorkerModel(snapshot: snapshot, environment: self.environment)
-        self.limiter.retain { clientID, fingerprint in
-            model.clients[clientID]?.policy?.fingerprint == fingerprint
-        }
+        self.keepLimits(under: model)
         // The verified-token cache is kept: its entries count only for
         // the rules they were verified under (`CredentialStamp`).
         self.model = model
@@ -58,19 +56,19 @@ final class WorkerEngine {
             throw ConfigError("", "delta for version \(base) but this worker is at \(self.version)")
         }
         let next = try model.applying(delta, version: version)
-        if delta.policies == nil {
-            let changed = Set(delta.upserts.map(\.id) + delta.removed)
-            self.limiter.retain { clientID, fingerprint in
-                !changed.contains(clientID) || next.clients[clientID]?.policy?.fingerprint == fingerprint
-            }
-        } else {
-            // Any client may have a new policy: as for a whole share.
-            self.limiter.retain { clientID, fingerprint in
-                next.clients[clientID]?.policy?.fingerprint == fingerprint
-            }
-        }
+        self.keepLimits(under: next)
         self.model = next
         self.version = version
+    }
+
+    /// Limit state survives for clients still present whose policy kept its
+    /// shape, whether the model came whole or as a delta: a client the
+    /// change left alone still has the same policy object, so one rule
+    /// serves both.
+    private func keepLimits(under model: WorkerModel) {
+        self.limiter.retain { clientID, fingerprint in
+            model.clients[clientID]?.policy?.fingerprint == fingerprint
+        }
     }
 
     /// New keys for one OIDC source. Cached verifications stay good while
