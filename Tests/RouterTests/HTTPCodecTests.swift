@@ -39,6 +39,25 @@ struct HTTPHeadParserTests {
         #expect(head.value(head.fields[2]) == "")
     }
 
+    @Test func tokenCharactersAreExactlyRFC9110s() {
+        let tchar = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+        for byte in 0...255 {
+            #expect(CharacterClass.isToken(UInt8(byte)) == tchar.contains(UInt8(byte)), "byte \(byte)")
+        }
+    }
+
+    @Test func refusesBareLineEndsAnywhereInTheHead() {
+        for text in [
+            "GET / HTTP/1.1\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n", "GET / HTTP/1.1\r\nHo\nst: a\r\n\r\n",
+        ] {
+            guard case .invalid(.malformed) = parseRequest(text) else {
+                Issue.record("accepted \(text.debugDescription)")
+                continue
+            }
+        }
+    }
+
     @Test func findsTheHeadWhateverTheSegmentation() {
         let text = "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n"
         let bytes = Array(text.utf8)
@@ -229,13 +248,16 @@ struct RequestTargetTests {
     }
 
     @Test func readsIdentityHeadersAndFlagsDuplicates() throws {
-        let identity = RequestIdentity(
-            try head("GET / HTTP/1.1\r\nx-client-id: acme\r\nX-PROFILE-ID: p1\r\nAuthorization: Bearer t\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For: 5.6.7.8\r\n\r\n"))
-        #expect(identity.clientID == "acme")
-        #expect(identity.profileID == "p1")
-        #expect(identity.authorization == "Bearer t")
-        #expect(identity.forwardedFor == ["1.2.3.4", "5.6.7.8"])
+        let parsed = try head(
+            "GET / HTTP/1.1\r\nx-client-id: acme\r\nX-PROFILE-ID: p1\r\nAuthorization: Bearer t\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-For: 5.6.7.8\r\n\r\n")
+        let identity = RequestIdentity(parsed)
+        #expect(parsed.string(identity.clientID) == "acme")
+        #expect(parsed.string(identity.profileID) == "p1")
+        #expect(parsed.string(identity.authorization) == "Bearer t")
+        #expect(identity.forwardedForValues(in: parsed) == ["1.2.3.4", "5.6.7.8"])
         #expect(identity.duplicate == nil)
+        let none = RequestIdentity(try head("GET / HTTP/1.1\r\nHost: a\r\n\r\n"))
+        #expect(none.clientID.isEmpty && none.profileID.isEmpty && none.authorization.isEmpty && none.requestID == nil)
         let twice = RequestIdentity(try head("GET / HTTP/1.1\r\nX-Client-ID: a\r\nX-Client-ID: b\r\n\r\n"))
         #expect(twice.duplicate == "X-Client-ID")
     }
@@ -251,8 +273,9 @@ struct HeadWriterTests {
         let parsed = try head(text)
         var out = ByteBuffer()
         HeadWriter.upstreamRequest(
-            parsed, method: parsed.method, target: "/base/x", route: route,
-            identity: ForwardingIdentity(requestID: "rid-1", clientID: "acme", profileID: "p1", peer: IPAddress("10.1.1.1"), peerTrusted: trusted),
+            parsed, target: UpstreamTarget(path: .text("/x"), stripPrefixBytes: 0), route: route,
+            identity: ForwardingIdentity(
+                requestID: .given("rid-1"), clientID: .text("acme"), profileID: .text("p1"), peer: IPAddress("10.1.1.1"), peerTrusted: trusted),
             into: &out)
         return String(buffer: out)
     }
@@ -281,6 +304,37 @@ struct HeadWriterTests {
         #expect(text.contains("X-Backend-Key: s3cret\r\n"))
     }
 
+    @Test func consumerHeadersAreCopiedFromTheRequestHead() throws {
+        let parsed = try head("GET /orders/1?q HTTP/1.1\r\nX-Client-ID: acme\r\nX-Profile-ID: p-1\r\nHost: gw\r\n\r\n")
+        let identity = RequestIdentity(parsed)
+        guard case .request(_, let target) = parsed.startLine else { throw HTTPHeadError.malformed("test") }
+        var out = ByteBuffer()
+        HeadWriter.upstreamRequest(
+            parsed, target: UpstreamTarget(path: .head(target), stripPrefixBytes: 7), route: Self.route,
+            identity: ForwardingIdentity(
+                requestID: .generated(prefix: 0xABCD, counter: 3), clientID: .head(identity.clientID),
+                profileID: .head(identity.profileID), peer: nil, peerTrusted: false),
+            into: &out)
+        let text = String(buffer: out)
+        #expect(text.hasPrefix("GET /base/1?q HTTP/1.1\r\n"))
+        #expect(text.contains("X-Consumer-Client-ID: acme\r\n"))
+        #expect(text.contains("X-Consumer-Profile-ID: p-1\r\n"))
+        #expect(text.contains("X-Request-ID: 000000000000abcd0000000000000003\r\n"))
+    }
+
+    @Test func madeRequestIDsAreThirtyTwoHexDigitsAndUnique() {
+        let generator = RequestIDGenerator()
+        let ids = (0..<1000).map { _ in generator.make() }
+        #expect(Set(ids.map(\.string)).count == 1000)
+        for id in ids.prefix(3) {
+            #expect(id.utf8Count == 32)
+            #expect(id.string.utf8.allSatisfy { (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+            #expect(id.withBytes { Array($0) } == Array(id.string.utf8))
+        }
+        #expect(RequestID.given("client-chosen").string == "client-chosen")
+        #expect(RequestIDGenerator.isAcceptable(UnsafeRawBufferPointer(start: nil, count: 0)) == false)
+    }
+
     @Test func extendsForwardedForOnlyFromTrustedPeers() throws {
         let text = try upstream("GET /x HTTP/1.1\r\nX-Forwarded-For: 203.0.113.9\r\n\r\n", trusted: true)
         #expect(text.contains("X-Forwarded-For: 203.0.113.9, 10.1.1.1\r\n"))
@@ -297,7 +351,7 @@ struct HeadWriterTests {
         var out = ByteBuffer()
         var error = GatewayError(405, .methodNotAllowed, .methodNotAllowed, "no \"DELETE\" here")
         error.allow = "GET, POST"
-        HeadWriter.localResponse(error, requestID: "rid-9", clientMinorVersion: 1, connection: .none, into: &out)
+        HeadWriter.localResponse(error, requestID: .given("rid-9"), clientMinorVersion: 1, connection: .none, into: &out)
         let text = String(buffer: out)
         #expect(text.hasPrefix("HTTP/1.1 405 Method Not Allowed\r\n"))
         #expect(text.contains("Allow: GET, POST\r\n"))

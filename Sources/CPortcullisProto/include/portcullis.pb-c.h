@@ -58,6 +58,11 @@ struct  Portcullis__V1__Hello
 
 /*
  * Only what the decision needs: never the body, never unrelated headers.
+ * The text fields of the two per-request messages are `bytes` rather than
+ * `string` (the same wire type, so the encoding is unchanged): protobuf-c
+ * then takes and gives (length, pointer) pairs, and the router packs them
+ * straight from the request head's memory instead of copying each into a
+ * NUL-terminated C string first. They hold UTF-8 text all the same.
  */
 struct  Portcullis__V1__DecisionRequest
 {
@@ -65,16 +70,16 @@ struct  Portcullis__V1__DecisionRequest
   /*
    * X-Client-ID ("" = absent)
    */
-  char *client_id;
+  ProtobufCBinaryData client_id;
   /*
    * X-Profile-ID ("" = absent)
    */
-  char *profile_id;
-  char *method;
+  ProtobufCBinaryData profile_id;
+  ProtobufCBinaryData method;
   /*
    * request target: path and query as received
    */
-  char *path;
+  ProtobufCBinaryData path;
   /*
    * 4 or 16 bytes after X-Forwarded-For handling; empty = unknown
    */
@@ -82,18 +87,18 @@ struct  Portcullis__V1__DecisionRequest
   /*
    * raw Authorization header value ("" = absent)
    */
-  char *authorization;
-  char *request_id;
+  ProtobufCBinaryData authorization;
+  ProtobufCBinaryData request_id;
   /*
    * Client certificate identity verified by the router's TLS listener or a
    * trusted proxy (issue: mtls). Empty when there is none.
    */
-  char *cert_subject;
-  char *cert_fingerprint;
+  ProtobufCBinaryData cert_subject;
+  ProtobufCBinaryData cert_fingerprint;
 };
 #define PORTCULLIS__V1__DECISION_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&portcullis__v1__decision_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL}, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL} }
 
 
 struct  Portcullis__V1__DecisionResponse
@@ -101,9 +106,9 @@ struct  Portcullis__V1__DecisionResponse
   ProtobufCMessage base;
   Portcullis__V1__DecisionResponse__Outcome outcome;
   uint32_t status;
-  char *error_code;
-  char *reason;
-  char *message;
+  ProtobufCBinaryData error_code;
+  ProtobufCBinaryData reason;
+  ProtobufCBinaryData message;
   /*
    * 0 = no Retry-After
    */
@@ -111,19 +116,19 @@ struct  Portcullis__V1__DecisionResponse
   /*
    * Allow header for 405
    */
-  char *allow;
+  ProtobufCBinaryData allow;
   /*
    * RateLimit-Policy header value ("" = no policy)
    */
-  char *ratelimit_policy;
+  ProtobufCBinaryData ratelimit_policy;
   /*
    * RateLimit header value
    */
-  char *ratelimit;
+  ProtobufCBinaryData ratelimit;
   /*
    * on ALLOW: the collection whose upstream serves it
    */
-  char *collection_id;
+  ProtobufCBinaryData collection_id;
   /*
    * on ALLOW: leading path bytes to drop (strip_prefix)
    */
@@ -131,15 +136,15 @@ struct  Portcullis__V1__DecisionResponse
   /*
    * for the decision log
    */
-  char *auth_type;
+  ProtobufCBinaryData auth_type;
   /*
    * for the decision log
    */
-  char *policy_id;
+  ProtobufCBinaryData policy_id;
 };
 #define PORTCULLIS__V1__DECISION_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&portcullis__v1__decision_response__descriptor) \
-    , PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__ALLOW, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+    , PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__ALLOW, 0, {0,NULL}, {0,NULL}, {0,NULL}, 0, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, 0, {0,NULL}, {0,NULL} }
 
 
 /*

@@ -22,6 +22,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     /// Bytes held in the read buffer (body awaiting a decision, pipelined
     /// requests) before reading from the socket pauses.
     static let maxBufferedBytes = 256 * 1024
+    /// Response bodies up to this size are copied in behind their head and
+    /// leave in one write; larger ones go out as the zero-copy slices they
+    /// arrived as. A copy of a few KiB is cheaper than a second write
+    /// through the pipeline (and `writev` instead of `write`).
+    static let coalescedBodyBytes = 16 * 1024
 
     let loop: LoopContext
     /// On the TLS listener: responses carry HSTS, and a client certificate
@@ -42,6 +47,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private var readsPaused = false
     private var readPending = false
     private var upstreamNeedsFlush: UpstreamConnection?
+    /// Response bytes not yet handed to the channel: the head of a proxied
+    /// response and as much of its body as arrived with it.
+    private var pendingOut: ByteBuffer?
     private var headerDeadline: NIODeadline?
     private var idleDeadline: NIODeadline?
     private var timer: Scheduled<Void>?
@@ -117,6 +125,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             if !exchange.responseStarted { self.log(exchange, status: 499, reason: "client_closed") }
         }
         self.inbound = nil
+        self.pendingOut = nil
         context.fireChannelInactive()
     }
 
@@ -284,11 +293,9 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     private func begin(_ head: HTTPHead) {
         let identity = RequestIdentity(head)
-        let requestID = identity.requestID.flatMap { RequestIDGenerator.isAcceptable($0) ? $0 : nil } ?? self.loop.requestIDs.next()
-        let worker = self.loop.ring.worker(for: identity.clientID)
-        let exchange = Exchange(
-            handler: self, head: head, requestID: requestID, clientID: identity.clientID, profileID: identity.profileID,
-            worker: worker, expectsContinue: identity.expectsContinue)
+        let requestID = self.requestID(identity, in: head)
+        let worker = head.withBytes(.head(identity.clientID)) { self.loop.ring.worker(for: $0) }
+        let exchange = Exchange(handler: self, head: head, identity: identity, requestID: requestID, worker: worker)
         self.exchange = exchange
 
         switch head.requestFraming() {
@@ -309,29 +316,66 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if let name = identity.duplicate {
             return self.respondLocally(exchange, GatewayError(400, .badRequest, .malformedRequest, "\(name) sent more than once"))
         }
-        guard let target = RequestTarget.originForm(head.target), !RequestTarget.hasDotSegment(target) else {
+        guard let target = RequestTarget.originForm(of: head), !head.withBytes(target, RequestTarget.hasDotSegment) else {
             return self.respondLocally(exchange, GatewayError(400, .badRequest, .malformedRequest, "request target must be a plain absolute path"))
         }
         exchange.target = target
 
         var sourceIP = self.peer
         if self.peerTrusted, let peer = self.peer, !identity.forwardedFor.isEmpty {
-            switch ForwardedFor.clientAddress(peer: peer, headerValues: identity.forwardedFor, trusted: self.loop.snapshot.trustedProxies) {
+            let values = identity.forwardedForValues(in: head)
+            switch ForwardedFor.clientAddress(peer: peer, headerValues: values, trusted: self.loop.snapshot.trustedProxies) {
             case .address(let address): sourceIP = address
             case .unknown: sourceIP = nil
             }
         }
         // A certificate verified in our own handshake wins; otherwise what
         // a trusted ingress proxy vouches for.
-        let certificate = self.nativeCertificate ?? identity.certificate(trusted: self.peerTrusted)
-        let request = DecisionRequest(
-            clientID: identity.clientID, profileID: identity.profileID, method: exchange.method, path: target,
-            sourceIP: sourceIP, authorization: identity.authorization, requestID: requestID,
-            certSubject: certificate?.subject ?? "", certFingerprint: certificate?.fingerprint ?? "")
-        guard let callID = self.loop.links[worker].decide(request, waiter: exchange) else {
+        let certificate = self.nativeCertificate ?? identity.certificate(trusted: self.peerTrusted, in: head)
+        guard let callID = self.ask(worker, exchange, target: target, sourceIP: sourceIP, certificate: certificate) else {
             return self.respondLocally(exchange, .workerUnavailable())
         }
         exchange.callID = callID
+    }
+
+    /// The client's X-Request-ID when acceptable (SPEC §9), else a new one.
+    private func requestID(_ identity: RequestIdentity, in head: HTTPHead) -> RequestID {
+        if let range = identity.requestID, head.withBytes(.head(range), RequestIDGenerator.isAcceptable) {
+            return .given(head.string(range))
+        }
+        return self.loop.requestIDs.make()
+    }
+
+    /// Sends the decision request, packed straight from the head's bytes.
+    private func ask(
+        _ worker: Int, _ exchange: Exchange, target: HeadText, sourceIP: IPAddress?, certificate: CertificateIdentity?
+    ) -> UInt64? {
+        let head = exchange.head
+        let identity = exchange.identity
+        return head.bytes.withUnsafeReadableBytes { raw -> UInt64? in
+            func view(_ range: Range<Int>) -> UnsafeRawBufferPointer {
+                range.upperBound <= raw.count ? UnsafeRawBufferPointer(rebasing: raw[range]) : UnsafeRawBufferPointer(start: nil, count: 0)
+            }
+            let method: Range<Int>
+            if case .request(let range, _) = head.startLine { method = range } else { method = 0..<0 }
+            return exchange.requestID.withBytes { requestID in
+                head.withBytes(target) { path in
+                    var subject = certificate?.subject ?? ""
+                    var fingerprint = certificate?.fingerprint ?? ""
+                    return subject.withUTF8 { subject in
+                        fingerprint.withUTF8 { fingerprint in
+                            self.loop.links[worker].decide(
+                                DecisionRequestBytes(
+                                    clientID: view(identity.clientID), profileID: view(identity.profileID), method: view(method),
+                                    path: path, authorization: view(identity.authorization), requestID: requestID,
+                                    certSubject: UnsafeRawBufferPointer(subject), certFingerprint: UnsafeRawBufferPointer(fingerprint),
+                                    sourceIP: sourceIP),
+                                waiter: exchange)
+                        }
+                    }
+                }
+            }
+        }
     }
 
     private func refuseHead(_ error: HTTPHeadError) {
@@ -342,11 +386,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             refusal = GatewayError(505, .badRequest, .malformedRequest, "only HTTP/1.0 and HTTP/1.1 are supported", closeConnection: true)
         case .malformed(let why): refusal = GatewayError(400, .badRequest, .malformedRequest, "malformed request: \(why)", closeConnection: true)
         }
-        let requestID = self.loop.requestIDs.next()
+        let requestID = self.loop.requestIDs.make()
         self.writeLocal(refusal, requestID: requestID, minorVersion: 1, rateLimitPolicy: "", rateLimit: "", close: true)
         self.logRefusal(
             DecisionRecord(
-                unixMillis: WallClock.nowMillis(), requestID: requestID, clientID: "", profileID: "", authType: "", policyID: "",
+                unixMillis: WallClock.nowMillis(), requestID: requestID.string, clientID: "", profileID: "", authType: "", policyID: "",
                 collection: "", method: "", path: "", status: refusal.status, reason: refusal.reason, worker: -1, latencyMicros: 0))
         self.close()
     }
@@ -386,13 +430,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if let credential = route.credential, let why = credential.unavailable {
             self.loop.logger.error(
                 "backend credential unavailable; request refused",
-                metadata: ["collection": "\(route.collectionID)", "reason": "\(why)", "request_id": "\(exchange.requestID)"])
+                metadata: ["collection": "\(route.collectionID)", "reason": "\(why)", "request_id": "\(exchange.requestID.string)"])
             return self.respondLocally(
                 exchange,
                 GatewayError(500, .credentialUnavailable, .credentialUnavailable, "the backend credential of collection \(route.collectionID) is unavailable"))
         }
         exchange.route = route
-        exchange.upstreamTarget = UpstreamRoute.target(exchange.target, basePath: route.url.basePath, stripPrefixBytes: response.stripPrefixBytes)
+        exchange.stripPrefixBytes = response.stripPrefixBytes
         if exchange.expectsContinue && !exchange.requestComplete {
             var interim = self.context?.channel.allocator.buffer(capacity: 32) ?? ByteBuffer()
             interim.writeStaticString(exchange.head.minorVersion == 0 ? "HTTP/1.0 100 Continue\r\n\r\n" : "HTTP/1.1 100 Continue\r\n\r\n")
@@ -441,9 +485,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         connection.handler.setReadsPaused(!context.channel.isWritable)
         var head = connection.channel.allocator.buffer(capacity: exchange.head.bytes.readableBytes + 384)
         HeadWriter.upstreamRequest(
-            exchange.head, method: exchange.method, target: exchange.upstreamTarget, route: route,
+            exchange.head, target: UpstreamTarget(path: exchange.target, stripPrefixBytes: exchange.stripPrefixBytes), route: route,
             identity: ForwardingIdentity(
-                requestID: exchange.requestID, clientID: exchange.clientID, profileID: exchange.profileID, peer: self.peer,
+                requestID: exchange.requestID, clientID: .head(exchange.identity.clientID),
+                profileID: .head(exchange.identity.profileID), peer: self.peer,
                 peerTrusted: self.peerTrusted, peerText: self.peerText),
             into: &head)
         connection.channel.write(head, promise: nil)
@@ -468,23 +513,43 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         if framing == .untilClose || dechunk { exchange.keepAlive = false }
         let connection: HeadWriter.ConnectionHeader =
             !exchange.keepAlive ? .close : (exchange.head.minorVersion == 0 ? .keepAlive : .none)
-        var out = context.channel.allocator.buffer(capacity: head.bytes.readableBytes + 256)
+        // Room for a small body too: it is copied in behind the head, so
+        // the response leaves in one write (see `pendingOut`).
+        var bodyRoom = 0
+        if case .length(let length) = framing, length <= Self.coalescedBodyBytes { bodyRoom = length }
+        var out = context.channel.allocator.buffer(capacity: head.rewrittenBound + 256 + bodyRoom)
         HeadWriter.clientResponse(
             head, clientMinorVersion: exchange.head.minorVersion, requestID: exchange.requestID,
             rateLimitPolicy: exchange.decision?.rateLimitPolicy ?? "", rateLimit: exchange.decision?.rateLimit ?? "",
             dropTransferEncoding: dechunk, connection: connection, hsts: self.tls, into: &out)
-        context.write(Self.wrapOutboundOut(out), promise: nil)
+        self.writePendingOut(context)
+        self.pendingOut = out
     }
 
     fileprivate func upstreamBody(_ exchange: Exchange, _ body: ByteBufferSlice) {
         guard exchange === self.exchange, let context = self.context else { return }
-        for part in body.parts where part.readableBytes > 0 {
-            context.write(Self.wrapOutboundOut(part), promise: nil)
+        for var part in body.parts where part.readableBytes > 0 {
+            if var pending = self.pendingOut, pending.readableBytes + part.readableBytes <= Self.coalescedBodyBytes + 4096 {
+                self.pendingOut = nil  // unique while appending
+                pending.writeBuffer(&part)
+                self.pendingOut = pending
+            } else {
+                self.writePendingOut(context)
+                context.write(Self.wrapOutboundOut(part), promise: nil)
+            }
         }
+    }
+
+    /// Hands what `upstreamHead` and `upstreamBody` gathered to the channel.
+    private func writePendingOut(_ context: ChannelHandlerContext) {
+        guard let pending = self.pendingOut else { return }
+        self.pendingOut = nil
+        context.write(Self.wrapOutboundOut(pending), promise: nil)
     }
 
     fileprivate func upstreamReadComplete(_ exchange: Exchange) {
         guard exchange === self.exchange, let context = self.context else { return }
+        self.writePendingOut(context)
         context.flush()
         if !context.channel.isWritable { exchange.upstream?.handler.setReadsPaused(true) }
     }
@@ -503,7 +568,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         exchange.responseComplete = true
         exchange.phase = .responded
         self.log(exchange, status: exchange.responseStatus, reason: ReasonCode.allowed.rawValue)
-        self.context?.flush()
+        if let context = self.context {
+            self.writePendingOut(context)
+            context.flush()
+        }
         self.process()
     }
 
@@ -568,10 +636,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func writeLocal(
-        _ error: GatewayError, requestID: String, minorVersion: Int, rateLimitPolicy: String, rateLimit: String, close: Bool,
+        _ error: GatewayError, requestID: RequestID, minorVersion: Int, rateLimitPolicy: String, rateLimit: String, close: Bool,
         keepAliveHeader: Bool = false
     ) {
         guard let context = self.context else { return }
+        self.writePendingOut(context)
         var out = context.channel.allocator.buffer(capacity: 512)
         HeadWriter.localResponse(
             error, requestID: requestID, clientMinorVersion: minorVersion, rateLimitPolicy: rateLimitPolicy, rateLimit: rateLimit,
@@ -590,6 +659,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             exchange.abandon()
         }
         self.setReadsPaused(false)
+        self.writePendingOut(context)
         context.writeAndFlush(Self.wrapOutboundOut(ByteBuffer())).assumeIsolated().whenComplete { _ in
             context.close(promise: nil)
         }
@@ -606,16 +676,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             self.loop.logger.warning(
                 "request failed",
                 metadata: [
-                    "request_id": "\(exchange.requestID)", "status": "\(status)", "reason": "\(reason)", "client_id": "\(exchange.clientID)",
+                    "request_id": "\(exchange.requestID.string)", "status": "\(status)", "reason": "\(reason)",
+                    "client_id": "\(exchange.clientID)",
                     "collection": "\(decision?.collectionID ?? "")", "worker": "\(exchange.worker)",
                 ])
         }
         guard self.loop.decisionLog.isEnabled else { return }
         self.loop.decisionLog.append(
             DecisionRecord(
-                unixMillis: WallClock.nowMillis(), requestID: exchange.requestID, clientID: exchange.clientID,
+                unixMillis: WallClock.nowMillis(), requestID: exchange.requestID.string, clientID: exchange.clientID,
                 profileID: exchange.profileID, authType: decision?.authType ?? "", policyID: decision?.policyID ?? "",
-                collection: decision?.collectionID ?? "", method: exchange.method, path: exchange.target, status: status,
+                collection: decision?.collectionID ?? "", method: exchange.method, path: exchange.head.string(exchange.target),
+                status: status,
                 reason: reason, worker: exchange.worker, latencyMicros: elapsed.nanoseconds / 1000))
     }
 
@@ -650,11 +722,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         guard !self.closing else { return }
         let now = NIODeadline.now()
         if let deadline = self.headerDeadline, deadline <= now, self.exchange == nil {
-            let requestID = self.loop.requestIDs.next()
+            let requestID = self.loop.requestIDs.make()
             self.writeLocal(.headerTimeout, requestID: requestID, minorVersion: 1, rateLimitPolicy: "", rateLimit: "", close: true)
             self.logRefusal(
                 DecisionRecord(
-                    unixMillis: WallClock.nowMillis(), requestID: requestID, clientID: "", profileID: "", authType: "",
+                    unixMillis: WallClock.nowMillis(), requestID: requestID.string, clientID: "", profileID: "", authType: "",
                     policyID: "", collection: "", method: "", path: "", status: 408, reason: ReasonCode.headerTimeout.rawValue,
                     worker: -1, latencyMicros: 0))
             self.close()
@@ -685,16 +757,15 @@ final class Exchange: DecisionWaiter, UpstreamDelegate {
 
     private unowned let handler: ClientConnectionHandler
     let head: HTTPHead
-    let method: String
-    let requestID: String
-    let clientID: String
-    let profileID: String
+    let identity: RequestIdentity
+    let requestID: RequestID
     let worker: Int
-    let expectsContinue: Bool
     let startedAt = NIODeadline.now()
     var keepAlive: Bool
-    var target: String
-    var upstreamTarget = ""
+    /// The origin-form target: offsets in the head, or the path of an
+    /// absolute-form target.
+    var target = HeadText.empty
+    var stripPrefixBytes = 0
     var phase = Phase.deciding
     var body = BodyReader(.none)
     var requestComplete = false
@@ -711,26 +782,33 @@ final class Exchange: DecisionWaiter, UpstreamDelegate {
     var retried = false
     var bodySent = false
 
-    init(handler: ClientConnectionHandler, head: HTTPHead, requestID: String, clientID: String, profileID: String, worker: Int, expectsContinue: Bool) {
+    init(handler: ClientConnectionHandler, head: HTTPHead, identity: RequestIdentity, requestID: RequestID, worker: Int) {
         self.handler = handler
         self.head = head
-        self.method = head.method
+        self.identity = identity
         self.requestID = requestID
-        self.clientID = clientID
-        self.profileID = profileID
         self.worker = worker
-        self.expectsContinue = expectsContinue
         self.keepAlive = head.keepAlive
-        self.target = head.target
     }
 
-    var isHEAD: Bool { self.method == "HEAD" }
+    // Strings for logs only: made when a line is written, not per request.
+    var clientID: String { self.head.string(self.identity.clientID) }
+    var profileID: String { self.head.string(self.identity.profileID) }
+    var method: String { self.head.method }
+    var expectsContinue: Bool { self.identity.expectsContinue }
+
+    var isHEAD: Bool { self.methodIs("HEAD") }
 
     /// RFC 9110 §9.2.2.
     var isIdempotent: Bool {
-        switch self.method {
-        case "GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE": return true
-        default: return false
+        self.methodIs("GET") || self.methodIs("HEAD") || self.methodIs("PUT") || self.methodIs("DELETE")
+            || self.methodIs("OPTIONS") || self.methodIs("TRACE")
+    }
+
+    private func methodIs(_ name: StaticString) -> Bool {
+        guard case .request(let method, _) = self.head.startLine else { return false }
+        return self.head.withBytes(.head(method)) { bytes in
+            bytes.elementsEqual(UnsafeRawBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
         }
     }
 

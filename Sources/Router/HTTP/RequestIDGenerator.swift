@@ -1,30 +1,80 @@
 import Shared
 
+/// A request's id, as `X-Request-ID` headers, error bodies and the decision
+/// log carry it. Made ids stay two integers until written: rendering them
+/// as a `String` cost a heap allocation per request for text that is only
+/// ever copied into heads.
+enum RequestID: Equatable {
+    /// Made here: 16 hex digits of per-loop randomness, then 16 of a counter.
+    case generated(prefix: UInt64, counter: UInt64)
+    /// The client's own, when acceptable (`RequestIDGenerator.isAcceptable`).
+    case given(String)
+
+    static let generatedLength = 32
+
+    /// The id's bytes, valid for the call.
+    func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        switch self {
+        case .generated(let prefix, let counter):
+            var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+            return withUnsafeMutableBytes(of: &digits) { raw in
+                Self.hex(prefix, into: raw, at: 0)
+                Self.hex(counter, into: raw, at: 16)
+                return body(UnsafeRawBufferPointer(raw))
+            }
+        case .given(var text):
+            return text.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+        }
+    }
+
+    var utf8Count: Int {
+        switch self {
+        case .generated: return Self.generatedLength
+        case .given(let text): return text.utf8.count
+        }
+    }
+
+    var string: String {
+        switch self {
+        case .generated: return self.withBytes { String(decoding: $0, as: UTF8.self) }
+        case .given(let text): return text
+        }
+    }
+
+    private static func hex(_ value: UInt64, into raw: UnsafeMutableRawBufferPointer, at offset: Int) {
+        var value = value
+        for index in stride(from: offset + 15, through: offset, by: -1) {
+            let nibble = UInt8(truncatingIfNeeded: value & 0xF)
+            raw[index] = nibble < 10 ? 0x30 + nibble : 0x57 + nibble
+            value >>= 4
+        }
+    }
+}
+
+extension ByteWriter {
+    mutating func write(_ id: RequestID) {
+        id.withBytes { self.write($0) }
+    }
+}
+
 /// Request ids: 16 hex digits of per-loop randomness and a 16-digit counter.
 /// Unique without a syscall per request (the random part is drawn once per
 /// event loop), and sortable per loop when reading logs.
 final class RequestIDGenerator {
-    private let prefix: [UInt8]
+    private let prefix: UInt64
     private var counter: UInt64 = 0
-    private static let digits = Array("0123456789abcdef".utf8)
 
     init() {
         let random = (try? Crypto.randomBytes(8)) ?? withUnsafeBytes(of: UInt64.random(in: .min ... .max)) { Array($0) }
-        self.prefix = Array(Hex.encode(random).utf8)
+        self.prefix = random.reduce(0) { $0 << 8 | UInt64($1) }
     }
 
-    func next() -> String {
+    func make() -> RequestID {
         self.counter &+= 1
-        var value = self.counter
-        return String(unsafeUninitializedCapacity: 32) { buffer in
-            for (index, byte) in self.prefix.enumerated() { buffer[index] = byte }
-            for index in stride(from: 31, through: 16, by: -1) {
-                buffer[index] = Self.digits[Int(value & 0xF)]
-                value >>= 4
-            }
-            return 32
-        }
+        return .generated(prefix: self.prefix, counter: self.counter)
     }
+
+    func next() -> String { self.make().string }
 
     /// A client-sent X-Request-ID is kept when it is 1...128 printable ASCII
     /// characters (SPEC §9); anything else is replaced, so log lines and
@@ -33,5 +83,11 @@ final class RequestIDGenerator {
         let utf8 = id.utf8
         guard (1...128).contains(utf8.count) else { return false }
         return utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
+    }
+
+    /// The same rule on bytes of a head.
+    static func isAcceptable(_ id: UnsafeRawBufferPointer) -> Bool {
+        guard (1...128).contains(id.count) else { return false }
+        return id.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
     }
 }

@@ -1,17 +1,20 @@
-/// The request headers the gateway itself acts on, read in one pass.
+/// The request headers the gateway itself acts on, found in one pass as
+/// offsets into the head: nothing becomes a `String` on the request path
+/// unless something reads it as one (the decision log, a refusal's text).
 struct RequestIdentity {
-    var clientID = ""
-    var profileID = ""
-    var authorization = ""
-    var requestID: String? = nil
-    var forwardedFor: [Substring] = []
+    /// Value offsets of each header in the head; empty when absent.
+    var clientID = 0..<0
+    var profileID = 0..<0
+    var authorization = 0..<0
+    var requestID: Range<Int>? = nil
+    var forwardedFor: [HTTPField] = []
     var expectsContinue = false
-    /// Verified-certificate headers of an ingress proxy (SPEC §9). Read
-    /// always, believed only from a trusted peer (see `certificate(trusted:)`).
-    var sslClientVerify: String? = nil
-    var sslClientSubject: String? = nil
-    var sslClientFingerprint: String? = nil
-    var forwardedClientCert: String? = nil
+    /// Verified-certificate headers of an ingress proxy (SPEC §9). Found
+    /// always, believed only from a trusted peer (see `certificate(trusted:in:)`).
+    var sslClientVerify: HTTPField? = nil
+    var sslClientSubject: HTTPField? = nil
+    var sslClientFingerprint: HTTPField? = nil
+    var forwardedClientCert: [HTTPField] = []
     /// An identity or credential header sent twice: ambiguous, so refused
     /// rather than guessing which one the client meant.
     var duplicate: String? = nil
@@ -25,38 +28,47 @@ struct RequestIdentity {
             case 11 where head.nameIs(field, "x-client-id"):
                 if seenClient { self.duplicate = "X-Client-ID" }
                 seenClient = true
-                self.clientID = head.value(field)
+                self.clientID = field.valueRange
             case 12 where head.nameIs(field, "x-profile-id"):
                 if seenProfile { self.duplicate = "X-Profile-ID" }
                 seenProfile = true
-                self.profileID = head.value(field)
+                self.profileID = field.valueRange
             case 12 where head.nameIs(field, "x-request-id"):
-                if self.requestID == nil { self.requestID = head.value(field) }
+                if self.requestID == nil { self.requestID = field.valueRange }
             case 13 where head.nameIs(field, "authorization"):
                 if seenAuthorization { self.duplicate = "Authorization" }
                 seenAuthorization = true
-                self.authorization = head.value(field)
+                self.authorization = field.valueRange
             case 15 where head.nameIs(field, "x-forwarded-for"):
-                self.forwardedFor.append(Substring(head.value(field)))
+                self.forwardedFor.append(field)
             case 6 where head.nameIs(field, "expect"):
                 self.expectsContinue = head.valueHasToken(field, "100-continue")
             case 17 where head.nameIs(field, "x-ssl-client-s-dn"):
                 if self.sslClientSubject != nil { self.duplicate = "X-SSL-Client-S-DN" }
-                self.sslClientSubject = head.value(field)
+                self.sslClientSubject = field
             case 19 where head.nameIs(field, "x-ssl-client-verify"):
                 if self.sslClientVerify != nil { self.duplicate = "X-SSL-Client-Verify" }
-                self.sslClientVerify = head.value(field)
+                self.sslClientVerify = field
             case 23 where head.nameIs(field, "x-forwarded-client-cert"):
                 // Several fields are one comma-separated list (RFC 9110 §5.3).
-                self.forwardedClientCert = self.forwardedClientCert.map { $0 + "," + head.value(field) } ?? head.value(field)
+                self.forwardedClientCert.append(field)
             case 24 where head.nameIs(field, "x-ssl-client-fingerprint"):
                 if self.sslClientFingerprint != nil { self.duplicate = "X-SSL-Client-Fingerprint" }
-                self.sslClientFingerprint = head.value(field)
+                self.sslClientFingerprint = field
             default:
                 break
             }
         }
     }
+
+    /// The `X-Forwarded-For` values, for `ForwardedFor.clientAddress`.
+    func forwardedForValues(in head: HTTPHead) -> [Substring] {
+        self.forwardedFor.map { Substring(head.value($0)) }
+    }
+}
+
+extension HTTPField {
+    var valueRange: Range<Int> { Int(self.valueStart)..<Int(self.valueEnd) }
 }
 
 /// A client certificate a trusted proxy verified, as the worker receives it.
@@ -72,14 +84,18 @@ extension RequestIdentity {
     /// the subject DN and the SHA-256 fingerprint. Envoy style:
     /// `X-Forwarded-Client-Cert`, whose last element is the one our
     /// adjacent (trusted) proxy added for the client it verified.
-    func certificate(trusted: Bool) -> CertificateIdentity? {
+    func certificate(trusted: Bool, in head: HTTPHead) -> CertificateIdentity? {
         guard trusted else { return nil }
         if let verify = self.sslClientVerify {
-            guard verify.uppercased() == "SUCCESS" else { return nil }
-            let identity = CertificateIdentity(subject: self.sslClientSubject ?? "", fingerprint: self.sslClientFingerprint ?? "")
+            guard head.value(verify).uppercased() == "SUCCESS" else { return nil }
+            let identity = CertificateIdentity(
+                subject: self.sslClientSubject.map { head.value($0) } ?? "",
+                fingerprint: self.sslClientFingerprint.map { head.value($0) } ?? "")
             return identity.subject.isEmpty && identity.fingerprint.isEmpty ? nil : identity
         }
-        if let xfcc = self.forwardedClientCert, let element = ForwardedClientCert.elements(xfcc).last {
+        if !self.forwardedClientCert.isEmpty {
+            let xfcc = self.forwardedClientCert.map { head.value($0) }.joined(separator: ",")
+            guard let element = ForwardedClientCert.elements(xfcc).last else { return nil }
             let identity = CertificateIdentity(subject: element["subject"] ?? "", fingerprint: element["hash"] ?? "")
             return identity.subject.isEmpty && identity.fingerprint.isEmpty ? nil : identity
         }

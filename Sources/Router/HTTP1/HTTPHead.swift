@@ -1,4 +1,5 @@
 import NIOCore
+import Shared
 
 /// One header field: byte offsets of its name and value inside the head.
 struct HTTPField: Equatable {
@@ -110,26 +111,31 @@ struct HTTPHead {
         }
     }
 
-    /// Copies `name: value\r\n` of a field, as received, into `out`:
-    /// all of it or, for offsets outside the head, nothing.
-    func writeField(_ field: HTTPField, into out: inout ByteBuffer) {
+    /// Copies `name: value\r\n` of a field, as received: all of it or,
+    /// for offsets outside the head, nothing.
+    func writeField(_ field: HTTPField, into out: inout ByteWriter) {
         let count = self.bytes.readableBytes
         guard field.nameStart >= 0, field.nameStart <= field.nameEnd, Int(field.nameEnd) <= count,
             field.valueStart >= 0, field.valueStart <= field.valueEnd, Int(field.valueEnd) <= count
         else { return }
         self.write(Int(field.nameStart)..<Int(field.nameEnd), into: &out)
-        out.writeStaticString(": ")
+        out.write(": ")
         self.write(Int(field.valueStart)..<Int(field.valueEnd), into: &out)
-        out.writeStaticString("\r\n")
+        out.write("\r\n")
     }
 
-    /// Copies bytes of the head (offsets as in `startLine`) into `out`,
-    /// straight from the head's storage: no slices, so no reference
-    /// counting (this runs for every header of every proxied response).
-    func write(_ range: Range<Int>, into out: inout ByteBuffer) {
+    /// Copies bytes of the head (offsets as in `startLine`) straight from
+    /// its storage: no slices, so no reference counting (this runs for
+    /// every header of every proxied response).
+    func write(_ range: Range<Int>, into out: inout ByteWriter) {
         self.bytes.withUnsafeReadableBytes { raw in
             guard range.lowerBound >= 0, range.upperBound <= raw.count else { return }
-            out.writeBytes(UnsafeRawBufferPointer(rebasing: raw[range]))
+            out.write(UnsafeRawBufferPointer(rebasing: raw[range]))
         }
     }
+
+    /// The most a head writer can emit for this head's own bytes: each
+    /// field line, rewritten as `name: value\r\n`, is at most one byte
+    /// longer than received (a colon with no space after it).
+    var rewrittenBound: Int { self.bytes.readableBytes + self.fields.count }
 }

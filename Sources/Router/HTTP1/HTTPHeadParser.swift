@@ -1,5 +1,9 @@
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Why a head was refused; each maps to the status the client gets.
 enum HTTPHeadError: Error, Equatable {
     /// Malformed syntax (400).
@@ -127,16 +131,17 @@ struct HTTPHeadParser {
     }
 
     /// Offset of the CR of the CRLF ending the line that starts at `from`;
-    /// nil for a bare CR or LF.
+    /// nil for a bare CR or LF. `memchr` finds the CR (vectorised in libc);
+    /// a LF before it is the bare-LF case, found by a second bounded look.
+    @inline(__always)
     private static func lineEnd(_ raw: UnsafeRawBufferPointer, from: Int) -> Int? {
-        var index = from
-        while index + 1 < raw.count {
-            let byte = raw[index]
-            if byte == 13 { return raw[index + 1] == 10 ? index : nil }
-            if byte == 10 { return nil }
-            index += 1
-        }
-        return nil
+        guard let base = raw.baseAddress, from < raw.count else { return nil }
+        let length = raw.count - from
+        guard let cr = memchr(base + from, 13, length) else { return nil }
+        let index = base.distance(to: UnsafeRawPointer(cr))
+        guard index + 1 < raw.count, raw[index + 1] == 10 else { return nil }
+        if memchr(base + from, 10, index - from) != nil { return nil }
+        return index
     }
 
     private struct RequestLine {
@@ -188,16 +193,18 @@ struct HTTPHeadParser {
     }
 }
 
-/// RFC 9110 character classes, as 256-entry tables.
+/// RFC 9110 character classes as bit masks over ASCII: no table in
+/// memory, so no lazy-global check per byte (the table version cost a
+/// `swift_once` and an array bounds check for every byte of every name).
 enum CharacterClass {
-    private static let token: [Bool] = (0..<256).map { c in
-        switch c {
-        case 0x30...0x39, 0x41...0x5A, 0x61...0x7A: return true
-        default: return "!#$%&'*+-.^_`|~".utf8.contains(UInt8(c))
-        }
+    /// tchar (DIGIT, ALPHA and !#$%&'*+-.^_`|~): bit c of the first mask
+    /// for c < 64, bit c - 64 of the second for 64 <= c < 128. A unit test
+    /// checks all 256 bytes against the RFC's list.
+    @inline(__always) static func isToken(_ c: UInt8) -> Bool {
+        if c < 64 { return (0x03FF_6CFA_0000_0000 as UInt64) >> UInt64(c) & 1 == 1 }
+        if c < 128 { return (0x57FF_FFFF_C7FF_FFFE as UInt64) >> UInt64(c - 64) & 1 == 1 }
+        return false
     }
-
-    @inline(__always) static func isToken(_ c: UInt8) -> Bool { self.token[Int(c)] }
 
     /// Field content: visible characters, obs-text, space and tab.
     @inline(__always) static func isFieldValue(_ c: UInt8) -> Bool { c >= 0x20 ? c != 0x7F : c == 0x09 }

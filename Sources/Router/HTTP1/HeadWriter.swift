@@ -98,22 +98,88 @@ extension HTTPHead {
     }
 }
 
+/// Text a head writer copies: bytes of the request head (offsets into
+/// it, as the parser found them) or a string of the gateway's own. The
+/// request path passes header values as offsets so that none of them
+/// becomes a `String` just to be copied back into bytes.
+enum HeadText: Equatable {
+    case head(Range<Int>)
+    case text(String)
+
+    static let empty = HeadText.head(0..<0)
+}
+
+extension HTTPHead {
+    func write(_ text: HeadText, into out: inout ByteWriter) {
+        switch text {
+        case .head(let range): self.write(range, into: &out)
+        case .text(let string): out.write(string)
+        }
+    }
+
+    func count(_ text: HeadText) -> Int {
+        switch text {
+        case .head(let range): return range.count
+        case .text(let string): return string.utf8.count
+        }
+    }
+
+    /// The text's bytes, valid for the call (empty for offsets outside the head).
+    func withBytes<R>(_ text: HeadText, _ body: (UnsafeRawBufferPointer) -> R) -> R {
+        switch text {
+        case .head(let range):
+            return self.bytes.withUnsafeReadableBytes { raw in
+                guard range.lowerBound >= 0, range.upperBound <= raw.count else { return body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+                return body(UnsafeRawBufferPointer(rebasing: raw[range]))
+            }
+        case .text(var string):
+            return string.withUTF8 { body(UnsafeRawBufferPointer($0)) }
+        }
+    }
+
+    func string(_ text: HeadText) -> String {
+        switch text {
+        case .head(let range): return self.string(range)
+        case .text(let string): return string
+        }
+    }
+}
+
 /// Who is calling, for the headers the gateway adds upstream.
 struct ForwardingIdentity {
-    let requestID: String
-    let clientID: String
-    let profileID: String
+    let requestID: RequestID
+    let clientID: HeadText
+    let profileID: HeadText
     let peerTrusted: Bool
     /// The TCP peer as text for X-Forwarded-For; connections format it
     /// once and pass it in.
     let peerText: String
 
-    init(requestID: String, clientID: String, profileID: String, peer: IPAddress?, peerTrusted: Bool, peerText: String? = nil) {
+    init(requestID: RequestID, clientID: HeadText, profileID: HeadText, peer: IPAddress?, peerTrusted: Bool, peerText: String? = nil) {
         self.requestID = requestID
         self.clientID = clientID
         self.profileID = profileID
         self.peerTrusted = peerTrusted
         self.peerText = peerText ?? peer?.description ?? "unknown"
+    }
+}
+
+/// Where an allowed request goes on its upstream: its own target (path and
+/// query), minus a stripped route prefix, under the upstream URL's base path.
+struct UpstreamTarget {
+    let path: HeadText
+    let stripPrefixBytes: Int
+
+    /// Writes base path + the rest of `path` after the stripped prefix; a
+    /// rest that is empty or only a query gets the "/" a path needs.
+    static func write(path: UnsafeRawBufferPointer, basePath: String, stripPrefixBytes: Int, into out: inout ByteWriter) {
+        out.write(basePath)
+        var rest = path
+        if stripPrefixBytes > 0, path.count >= stripPrefixBytes {
+            rest = UnsafeRawBufferPointer(rebasing: path[stripPrefixBytes...])
+            if rest.isEmpty || rest.first == UInt8(ascii: "?") { out.write(byte: UInt8(ascii: "/")) }
+        }
+        out.write(rest)
     }
 }
 
@@ -125,13 +191,26 @@ enum HeadWriter {
     /// upstream. The body keeps its framing, so `Content-Length` and
     /// `Transfer-Encoding` pass through.
     static func upstreamRequest(
-        _ head: HTTPHead, method: String, target: String, route: UpstreamRoute, identity: ForwardingIdentity,
-        into out: inout ByteBuffer
+        _ head: HTTPHead, target: UpstreamTarget, route: UpstreamRoute, identity: ForwardingIdentity, into out: inout ByteBuffer
     ) {
-        out.writeString(method)
-        out.writeStaticString(" ")
-        out.writeString(target)
-        out.writeStaticString(" HTTP/1.1\r\n")
+        var bound = head.rewrittenBound + head.count(target.path) + route.url.basePath.utf8.count + route.url.authority.utf8.count
+        bound += identity.peerText.utf8.count + identity.requestID.utf8Count + head.count(identity.clientID)
+        bound += head.count(identity.profileID) + 192
+        if let credential = route.credential { bound += credential.header.utf8.count + credential.value.utf8.count + 4 }
+        out.writeBytes(reserving: bound) { out in
+            self.upstreamRequest(head, target: target, route: route, identity: identity, into: &out)
+        }
+    }
+
+    private static func upstreamRequest(
+        _ head: HTTPHead, target: UpstreamTarget, route: UpstreamRoute, identity: ForwardingIdentity, into out: inout ByteWriter
+    ) {
+        if case .request(let method, _) = head.startLine { head.write(method, into: &out) }
+        out.write(byte: UInt8(ascii: " "))
+        head.withBytes(target.path) { path in
+            UpstreamTarget.write(path: path, basePath: route.url.basePath, stripPrefixBytes: target.stripPrefixBytes, into: &out)
+        }
+        out.write(" HTTP/1.1\r\n")
         let listed = head.connectionListedNames()
         let credentialName = route.credentialNameLowercased
         var originalHost: HTTPField? = nil
@@ -168,65 +247,69 @@ enum HeadWriter {
             }
             head.writeField(field, into: &out)
         }
-        out.writeStaticString("Host: ")
-        out.writeString(route.url.authority)
-        out.writeStaticString("\r\nX-Forwarded-For: ")
+        out.write("Host: ")
+        out.write(route.url.authority)
+        out.write("\r\nX-Forwarded-For: ")
         for field in trustedForwardedFor {
             head.write(Int(field.valueStart)..<Int(field.valueEnd), into: &out)
-            out.writeStaticString(", ")
+            out.write(", ")
         }
-        out.writeString(identity.peerText)
+        out.write(identity.peerText)
         if !keepsForwardedHost, let host = originalHost {
-            out.writeStaticString("\r\nX-Forwarded-Host: ")
+            out.write("\r\nX-Forwarded-Host: ")
             head.write(Int(host.valueStart)..<Int(host.valueEnd), into: &out)
         }
-        if !keepsForwardedProto { out.writeStaticString("\r\nX-Forwarded-Proto: http") }
-        out.writeStaticString("\r\nX-Request-ID: ")
-        out.writeString(identity.requestID)
-        out.writeStaticString("\r\nX-Consumer-Client-ID: ")
-        out.writeString(identity.clientID)
-        out.writeStaticString("\r\nX-Consumer-Profile-ID: ")
-        out.writeString(identity.profileID)
+        if !keepsForwardedProto { out.write("\r\nX-Forwarded-Proto: http") }
+        out.write("\r\nX-Request-ID: ")
+        out.write(identity.requestID)
+        out.write("\r\nX-Consumer-Client-ID: ")
+        head.write(identity.clientID, into: &out)
+        out.write("\r\nX-Consumer-Profile-ID: ")
+        head.write(identity.profileID, into: &out)
         if let credential = route.credential {
-            out.writeStaticString("\r\n")
-            out.writeString(credential.header)
-            out.writeStaticString(": ")
-            out.writeString(credential.value)
+            out.write("\r\n")
+            out.write(credential.header)
+            out.write(": ")
+            out.write(credential.value)
         }
-        out.writeStaticString("\r\n\r\n")
+        out.write("\r\n\r\n")
     }
 
     /// The response head sent to the client for an upstream response.
     static func clientResponse(
-        _ head: HTTPHead, clientMinorVersion: Int, requestID: String, rateLimitPolicy: String, rateLimit: String,
+        _ head: HTTPHead, clientMinorVersion: Int, requestID: RequestID, rateLimitPolicy: String, rateLimit: String,
         dropTransferEncoding: Bool, connection: ConnectionHeader, hsts: Bool = false, into out: inout ByteBuffer
     ) {
-        out.writeStaticString(clientMinorVersion == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        out.writeString(String(head.status))
-        out.writeStaticString(" ")
-        if case .response(_, let reason) = head.startLine, !reason.isEmpty {
-            head.write(reason, into: &out)
-        } else {
-            out.writeString(HTTPStatusText.reason(head.status))
-        }
-        out.writeStaticString("\r\n")
-        let listed = head.connectionListedNames()
-        for field in head.fields {
-            if !listed.isEmpty && head.isListed(field, in: listed) { continue }
-            switch head.role(of: field) {
-            case .hopByHop, .requestID, .rateLimit:
-                continue
-            case .strictTransportSecurity where hsts:
-                continue  // ours replaces the upstream's on TLS connections
-            case .transferEncoding where dropTransferEncoding:
-                continue
-            default:
-                head.writeField(field, into: &out)
+        let bound = head.rewrittenBound + self.gatewayFieldsBound(requestID: requestID, rateLimitPolicy: rateLimitPolicy, rateLimit: rateLimit) + 64
+        out.writeBytes(reserving: bound) { out in
+            out.write(clientMinorVersion == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+            out.write(decimal: head.status)
+            out.write(byte: UInt8(ascii: " "))
+            if case .response(_, let reason) = head.startLine, !reason.isEmpty {
+                head.write(reason, into: &out)
+            } else {
+                out.write(HTTPStatusText.reason(head.status))
             }
+            out.write("\r\n")
+            let listed = head.connectionListedNames()
+            for field in head.fields {
+                if !listed.isEmpty && head.isListed(field, in: listed) { continue }
+                switch head.role(of: field) {
+                case .hopByHop, .requestID, .rateLimit:
+                    continue
+                case .strictTransportSecurity where hsts:
+                    continue  // ours replaces the upstream's on TLS connections
+                case .transferEncoding where dropTransferEncoding:
+                    continue
+                default:
+                    head.writeField(field, into: &out)
+                }
+            }
+            self.gatewayFields(
+                requestID: requestID, rateLimitPolicy: rateLimitPolicy, rateLimit: rateLimit, connection: connection, hsts: hsts,
+                into: &out)
+            out.write("\r\n")
         }
-        self.gatewayFields(
-            requestID: requestID, rateLimitPolicy: rateLimitPolicy, rateLimit: rateLimit, connection: connection, hsts: hsts, into: &out)
-        out.writeStaticString("\r\n")
     }
 
     enum ConnectionHeader {
@@ -237,52 +320,63 @@ enum HeadWriter {
 
     /// A response the gateway writes itself, with the SPEC §2 JSON body.
     static func localResponse(
-        _ error: GatewayError, requestID: String, clientMinorVersion: Int, rateLimitPolicy: String = "", rateLimit: String = "",
+        _ error: GatewayError, requestID: RequestID, clientMinorVersion: Int, rateLimitPolicy: String = "", rateLimit: String = "",
         connection: ConnectionHeader, hsts: Bool = false, into out: inout ByteBuffer
     ) {
-        let body = error.jsonBody(requestID: requestID)
-        out.writeStaticString(clientMinorVersion == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
-        out.writeString(String(error.status))
-        out.writeStaticString(" ")
-        out.writeString(HTTPStatusText.reason(error.status))
-        out.writeStaticString("\r\nContent-Type: application/json\r\nContent-Length: ")
-        out.writeString(String(body.utf8.count))
-        if let retry = error.retryAfterSeconds, retry > 0 {
-            out.writeStaticString("\r\nRetry-After: ")
-            out.writeString(String(retry))
+        let body = error.jsonBody(requestID: requestID.string)
+        let bodyBytes = body.utf8.count
+        var bound = bodyBytes + self.gatewayFieldsBound(requestID: requestID, rateLimitPolicy: rateLimitPolicy, rateLimit: rateLimit) + 160
+        bound += error.allow?.utf8.count ?? 0
+        out.writeBytes(reserving: bound) { out in
+            out.write(clientMinorVersion == 0 ? "HTTP/1.0 " : "HTTP/1.1 ")
+            out.write(decimal: error.status)
+            out.write(byte: UInt8(ascii: " "))
+            out.write(HTTPStatusText.reason(error.status))
+            out.write("\r\nContent-Type: application/json\r\nContent-Length: ")
+            out.write(decimal: bodyBytes)
+            if let retry = error.retryAfterSeconds, retry > 0 {
+                out.write("\r\nRetry-After: ")
+                out.write(decimal: retry)
+            }
+            if let allow = error.allow {
+                out.write("\r\nAllow: ")
+                out.write(allow)
+            }
+            out.write("\r\n")
+            self.gatewayFields(
+                requestID: requestID, rateLimitPolicy: rateLimitPolicy, rateLimit: rateLimit, connection: connection, hsts: hsts,
+                into: &out)
+            out.write("\r\n")
+            out.write(body)
         }
-        if let allow = error.allow {
-            out.writeStaticString("\r\nAllow: ")
-            out.writeString(allow)
-        }
-        out.writeStaticString("\r\n")
-        self.gatewayFields(
-            requestID: requestID, rateLimitPolicy: rateLimitPolicy, rateLimit: rateLimit, connection: connection, hsts: hsts, into: &out)
-        out.writeStaticString("\r\n")
-        out.writeString(body)
+    }
+
+    /// Upper bound of what `gatewayFields` writes.
+    private static func gatewayFieldsBound(requestID: RequestID, rateLimitPolicy: String, rateLimit: String) -> Int {
+        requestID.utf8Count + rateLimitPolicy.utf8.count + rateLimit.utf8.count + 160
     }
 
     private static func gatewayFields(
-        requestID: String, rateLimitPolicy: String, rateLimit: String, connection: ConnectionHeader, hsts: Bool,
-        into out: inout ByteBuffer
+        requestID: RequestID, rateLimitPolicy: String, rateLimit: String, connection: ConnectionHeader, hsts: Bool,
+        into out: inout ByteWriter
     ) {
-        out.writeStaticString("X-Request-ID: ")
-        out.writeString(requestID)
-        out.writeStaticString("\r\n")
+        out.write("X-Request-ID: ")
+        out.write(requestID)
+        out.write("\r\n")
         // SPEC §9: every response on the TLS listener tells browsers to
         // stay on HTTPS for a year.
-        if hsts { out.writeStaticString("Strict-Transport-Security: max-age=31536000\r\n") }
+        if hsts { out.write("Strict-Transport-Security: max-age=31536000\r\n") }
         if !rateLimitPolicy.isEmpty {
-            out.writeStaticString("RateLimit-Policy: ")
-            out.writeString(rateLimitPolicy)
-            out.writeStaticString("\r\nRateLimit: ")
-            out.writeString(rateLimit)
-            out.writeStaticString("\r\n")
+            out.write("RateLimit-Policy: ")
+            out.write(rateLimitPolicy)
+            out.write("\r\nRateLimit: ")
+            out.write(rateLimit)
+            out.write("\r\n")
         }
         switch connection {
         case .none: break
-        case .close: out.writeStaticString("Connection: close\r\n")
-        case .keepAlive: out.writeStaticString("Connection: keep-alive\r\n")
+        case .close: out.write("Connection: close\r\n")
+        case .keepAlive: out.write("Connection: keep-alive\r\n")
         }
     }
 }

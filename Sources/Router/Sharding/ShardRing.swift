@@ -24,9 +24,19 @@ public struct ShardRing: Sendable {
         Self.jump(key: Self.hash(clientID), buckets: self.count)
     }
 
+    /// The same for the id's bytes, as the request head holds them.
+    public func worker(for clientID: UnsafeRawBufferPointer) -> Int {
+        Self.jump(key: Self.hash(clientID), buckets: self.count)
+    }
+
     public static func hash(_ key: String) -> UInt64 {
+        var key = key
+        return key.withUTF8 { Self.hash(UnsafeRawBufferPointer($0)) }
+    }
+
+    public static func hash(_ key: UnsafeRawBufferPointer) -> UInt64 {
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in key.utf8 {
+        for byte in key {
             hash ^= UInt64(byte)
             hash &*= 0x0000_0100_0000_01B3
         }

@@ -1,3 +1,4 @@
+import NIOCore
 import Shared
 
 /// Everything the router knows about where an allowed request goes.
@@ -21,13 +22,13 @@ struct UpstreamRoute: Sendable {
     }
 
     /// Upstream target: the path and query as received, minus a stripped
-    /// prefix, under the upstream URL's base path.
+    /// prefix, under the upstream URL's base path (`UpstreamTarget.write`).
     static func target(_ target: String, basePath: String, stripPrefixBytes: Int) -> String {
-        var rest = Substring(target)
-        if stripPrefixBytes > 0, target.utf8.count >= stripPrefixBytes {
-            rest = Substring(target.utf8.dropFirst(stripPrefixBytes))
-            if rest.isEmpty || rest.first == "?" { rest = "/" + rest }
+        var out = ByteBuffer()
+        out.writeBytes(reserving: target.utf8.count + basePath.utf8.count + 1) { writer in
+            var target = target
+            target.withUTF8 { UpstreamTarget.write(path: UnsafeRawBufferPointer($0), basePath: basePath, stripPrefixBytes: stripPrefixBytes, into: &writer) }
         }
-        return basePath.isEmpty ? String(rest) : basePath + rest
+        return String(buffer: out)
     }
 }

@@ -39,14 +39,14 @@ final class WorkerLink {
 
     /// Sends a decision request; nil when the worker is not up, which the
     /// caller answers with 503 at once rather than queueing behind a restart.
-    func decide(_ request: DecisionRequest, waiter: any DecisionWaiter) -> UInt64? {
+    func decide(_ request: DecisionRequestBytes, waiter: any DecisionWaiter) -> UInt64? {
         guard self.isReady, self.channel != nil else { return nil }
         self.nextCallID &+= 1
         let id = self.nextCallID
         self.pending[id] = waiter
         self.inFlightMeter?.increment()
         if self.outbound.capacity == 0 { self.outbound = ByteBufferAllocator().buffer(capacity: 4096) }
-        FrameCodec.encode(Frame(id: id, body: .decide(request)), into: &self.outbound)
+        FrameCodec.encodeDecide(id: id, request, into: &self.outbound)
         self.scheduleFlush()
         return id
     }

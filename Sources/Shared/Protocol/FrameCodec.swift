@@ -32,34 +32,16 @@ public enum FrameCodec {
                 }
             }
         case .decide(let request):
-            var message = Portcullis__V1__DecisionRequest()
-            portcullis__v1__decision_request__init(&message)
-            withCStrings([
+            withBinaryViews([
                 request.clientID, request.profileID, request.method, request.path,
                 request.authorization, request.requestID, request.certSubject, request.certFingerprint,
-            ]) { s in
-                message.client_id = s[0]
-                message.profile_id = s[1]
-                message.method = s[2]
-                message.path = s[3]
-                message.authorization = s[4]
-                message.request_id = s[5]
-                message.cert_subject = s[6]
-                message.cert_fingerprint = s[7]
-                // The address's bytes on the stack (an array was a heap
-                // allocation per request).
-                var ipRaw: (UInt64, UInt64) = (0, 0)
-                let ipCount = withUnsafeMutableBytes(of: &ipRaw) { request.sourceIP?.store(into: $0) ?? 0 }
-                withUnsafeBytes(of: &ipRaw) { ipBytes in
-                    message.source_ip = ProtobufCBinaryData(
-                        len: ipCount, data: UnsafeMutablePointer(mutating: ipBytes.baseAddress?.assumingMemoryBound(to: UInt8.self)))
-                    withUnsafeMutablePointer(to: &message) { pointer in
-                        envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_DECIDE
-                        envelope.decide = pointer
-                        pack(&envelope, into: &buffer)
-                    }
-                }
+            ]) { v in
+                let views = DecisionRequestBytes(
+                    clientID: v[0], profileID: v[1], method: v[2], path: v[3], authorization: v[4], requestID: v[5],
+                    certSubject: v[6], certFingerprint: v[7], sourceIP: request.sourceIP)
+                self.encodeDecide(id: frame.id, views, into: &buffer)
             }
+            return
         case .decision(let decision):
             var message = Portcullis__V1__DecisionResponse()
             portcullis__v1__decision_response__init(&message)
@@ -71,19 +53,19 @@ public enum FrameCodec {
             message.status = UInt32(clamping: decision.status)
             message.retry_after_s = UInt32(clamping: decision.retryAfterSeconds)
             message.strip_prefix_bytes = UInt32(clamping: decision.stripPrefixBytes)
-            withCStrings([
+            withBinaryViews([
                 decision.errorCode, decision.reason, decision.message, decision.allow, decision.rateLimitPolicy,
                 decision.rateLimit, decision.collectionID, decision.authType, decision.policyID,
-            ]) { s in
-                message.error_code = s[0]
-                message.reason = s[1]
-                message.message = s[2]
-                message.allow = s[3]
-                message.ratelimit_policy = s[4]
-                message.ratelimit = s[5]
-                message.collection_id = s[6]
-                message.auth_type = s[7]
-                message.policy_id = s[8]
+            ]) { v in
+                message.error_code = v[0].binaryData
+                message.reason = v[1].binaryData
+                message.message = v[2].binaryData
+                message.allow = v[3].binaryData
+                message.ratelimit_policy = v[4].binaryData
+                message.ratelimit = v[5].binaryData
+                message.collection_id = v[6].binaryData
+                message.auth_type = v[7].binaryData
+                message.policy_id = v[8].binaryData
                 withUnsafeMutablePointer(to: &message) { pointer in
                     envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_DECISION
                     envelope.decision = pointer
@@ -166,6 +148,37 @@ public enum FrameCodec {
         }
     }
 
+    /// Appends one decision request frame whose fields are views of memory
+    /// the caller holds for the call: the router's hot path, which packs
+    /// straight from the request head instead of building Strings first.
+    public static func encodeDecide(id: UInt64, _ request: DecisionRequestBytes, into buffer: inout ByteBuffer) {
+        var envelope = Portcullis__V1__Envelope()
+        portcullis__v1__envelope__init(&envelope)
+        envelope.id = id
+        var message = Portcullis__V1__DecisionRequest()
+        portcullis__v1__decision_request__init(&message)
+        message.client_id = request.clientID.binaryData
+        message.profile_id = request.profileID.binaryData
+        message.method = request.method.binaryData
+        message.path = request.path.binaryData
+        message.authorization = request.authorization.binaryData
+        message.request_id = request.requestID.binaryData
+        message.cert_subject = request.certSubject.binaryData
+        message.cert_fingerprint = request.certFingerprint.binaryData
+        // The address's bytes on the stack (an array was a heap allocation
+        // per request).
+        var ipRaw: (UInt64, UInt64) = (0, 0)
+        let ipCount = withUnsafeMutableBytes(of: &ipRaw) { request.sourceIP?.store(into: $0) ?? 0 }
+        withUnsafeBytes(of: &ipRaw) { ipBytes in
+            message.source_ip = UnsafeRawBufferPointer(rebasing: ipBytes[0..<ipCount]).binaryData
+            withUnsafeMutablePointer(to: &message) { pointer in
+                envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_DECIDE
+                envelope.decide = pointer
+                pack(&envelope, into: &buffer)
+            }
+        }
+    }
+
     private static func pack(_ envelope: inout Portcullis__V1__Envelope, into buffer: inout ByteBuffer) {
         let size = portcullis__v1__envelope__get_packed_size(&envelope)
         buffer.writeInteger(UInt32(size))
@@ -205,6 +218,31 @@ public enum FrameCodec {
         }
     }
 
+    /// Copies `strings` into one temporary allocation (on the stack when
+    /// small) and hands out byte views of each, for the `bytes` fields.
+    private static func withBinaryViews<let N: Int, R>(
+        _ strings: InlineArray<N, String>, _ body: (UnsafeBufferPointer<UnsafeRawBufferPointer>) -> R
+    ) -> R {
+        var total = 0
+        for index in strings.indices { total += strings[index].utf8.count }
+        return withUnsafeTemporaryAllocation(byteCount: max(total, 1), alignment: 1) { bytes in
+            withUnsafeTemporaryAllocation(of: UnsafeRawBufferPointer.self, capacity: N) { views in
+                var offset = 0
+                for index in strings.indices {
+                    var copy = strings[index]
+                    let count = copy.withUTF8 { utf8 -> Int in
+                        let target = UnsafeMutableRawBufferPointer(rebasing: bytes[offset..<(offset + utf8.count)])
+                        target.copyMemory(from: UnsafeRawBufferPointer(utf8))
+                        return utf8.count
+                    }
+                    views.initializeElement(at: index, to: UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)]))
+                    offset += count
+                }
+                return body(UnsafeBufferPointer(views))
+            }
+        }
+    }
+
     // MARK: decoding
 
     /// Decodes one Envelope (without its length prefix).
@@ -236,10 +274,10 @@ public enum FrameCodec {
             }
             body = .decide(
                 DecisionRequest(
-                    clientID: string(m.client_id), profileID: string(m.profile_id), method: string(m.method),
-                    path: string(m.path), sourceIP: ip, authorization: string(m.authorization),
-                    requestID: string(m.request_id), certSubject: string(m.cert_subject),
-                    certFingerprint: string(m.cert_fingerprint)
+                    clientID: text(m.client_id), profileID: text(m.profile_id), method: text(m.method),
+                    path: text(m.path), sourceIP: ip, authorization: text(m.authorization),
+                    requestID: text(m.request_id), certSubject: text(m.cert_subject),
+                    certFingerprint: text(m.cert_fingerprint)
                 ))
         case PORTCULLIS__V1__ENVELOPE__BODY_DECISION:
             guard let m = e.decision?.pointee else { throw FrameError.missingBody }
@@ -252,11 +290,11 @@ public enum FrameCodec {
             }
             body = .decision(
                 DecisionResponse(
-                    outcome: outcome, status: Int(m.status), errorCode: string(m.error_code), reason: string(m.reason),
-                    message: string(m.message), retryAfterSeconds: Int(m.retry_after_s), allow: string(m.allow),
-                    rateLimitPolicy: string(m.ratelimit_policy), rateLimit: string(m.ratelimit),
-                    collectionID: string(m.collection_id), stripPrefixBytes: Int(m.strip_prefix_bytes),
-                    authType: string(m.auth_type), policyID: string(m.policy_id)
+                    outcome: outcome, status: Int(m.status), errorCode: text(m.error_code), reason: text(m.reason),
+                    message: text(m.message), retryAfterSeconds: Int(m.retry_after_s), allow: text(m.allow),
+                    rateLimitPolicy: text(m.ratelimit_policy), rateLimit: text(m.ratelimit),
+                    collectionID: text(m.collection_id), stripPrefixBytes: Int(m.strip_prefix_bytes),
+                    authType: text(m.auth_type), policyID: text(m.policy_id)
                 ))
         case PORTCULLIS__V1__ENVELOPE__BODY_CONFIG:
             guard let m = e.config?.pointee else { throw FrameError.missingBody }
@@ -288,6 +326,14 @@ public enum FrameCodec {
             throw FrameError.missingBody
         }
         return Frame(id: e.id, body: body)
+    }
+
+    /// A `bytes` field holding UTF-8 text (invalid sequences repaired, as
+    /// `String(cString:)` did for the former `string` fields).
+    @inline(__always)
+    private static func text(_ field: ProtobufCBinaryData) -> String {
+        guard field.len > 0, let data = field.data else { return "" }
+        return String(decoding: UnsafeBufferPointer(start: data, count: field.len), as: UTF8.self)
     }
 
     @inline(__always)
@@ -362,5 +408,44 @@ public struct FrameStream: Sendable {
         self.held = nil
         defer { if buffer.readableBytes > 0 { self.held = buffer } }
         return try self.parser.next(from: &buffer)
+    }
+}
+
+/// A decision request as views of memory the caller owns for the duration
+/// of one `FrameCodec.encodeDecide` call.
+public struct DecisionRequestBytes {
+    public var clientID: UnsafeRawBufferPointer
+    public var profileID: UnsafeRawBufferPointer
+    public var method: UnsafeRawBufferPointer
+    public var path: UnsafeRawBufferPointer
+    public var authorization: UnsafeRawBufferPointer
+    public var requestID: UnsafeRawBufferPointer
+    public var certSubject: UnsafeRawBufferPointer
+    public var certFingerprint: UnsafeRawBufferPointer
+    public var sourceIP: IPAddress?
+
+    public init(
+        clientID: UnsafeRawBufferPointer, profileID: UnsafeRawBufferPointer, method: UnsafeRawBufferPointer,
+        path: UnsafeRawBufferPointer, authorization: UnsafeRawBufferPointer, requestID: UnsafeRawBufferPointer,
+        certSubject: UnsafeRawBufferPointer, certFingerprint: UnsafeRawBufferPointer, sourceIP: IPAddress?
+    ) {
+        self.clientID = clientID
+        self.profileID = profileID
+        self.method = method
+        self.path = path
+        self.authorization = authorization
+        self.requestID = requestID
+        self.certSubject = certSubject
+        self.certFingerprint = certFingerprint
+        self.sourceIP = sourceIP
+    }
+}
+
+extension UnsafeRawBufferPointer {
+    /// protobuf-c's (length, pointer) for a `bytes` field; it only reads
+    /// through the pointer when packing.
+    var binaryData: ProtobufCBinaryData {
+        ProtobufCBinaryData(
+            len: self.count, data: self.count > 0 ? UnsafeMutablePointer(mutating: self.baseAddress?.assumingMemoryBound(to: UInt8.self)) : nil)
     }
 }
