@@ -10,6 +10,9 @@ tokens, rotated per request by a Lua script):
   nginx-keyauth  nginx with an API-key `map` (token -> client id, checked
                  against X-Client-ID) and `limit_req` per client id
   portcullis     Portcullis with token auth and a never-hit rate limit
+  portcullis-base  with --baseline DIR: the same, from another build's
+                 binaries (an older commit, other flags), for A/B
+                 comparisons in one run; left out otherwise
 
 Targets are interleaved round by round (order rotated) because a shared
 2-core box drifts by +-20% between minutes. For each target the table
@@ -100,7 +103,7 @@ def proc_stat(pid):
     return raw[raw.rindex(")") + 2:].split()
 
 
-def run_line(rnd, name, r, width=14):
+def run_line(rnd, name, r, width=16):
     """One interleaved run as printed by every bench script."""
     return (f"round {rnd + 1} {name:{width}s} {r['rps']:9.0f} req/s  p50 {r['p50_us'] / 1000:6.2f} ms  "
             f"p99 {r['p99_us'] / 1000:6.2f} ms  {r['cpu_us_per_req']:6.1f} CPU us/req  "
@@ -134,7 +137,8 @@ class Bench:
         self.out = os.path.join(ROOT, "bench", "out", time.strftime("%Y%m%d-%H%M%S"))
         os.makedirs(self.out, exist_ok=True)
         self.procs = []
-        self.ports = {name: free_port() for name in ["upstream", "nginx-proxy", "nginx-keyauth", "portcullis", "admin"]}
+        self.ports = {name: free_port() for name in ["upstream", "nginx-proxy", "nginx-keyauth", "portcullis", "admin",
+                                                      "portcullis-base", "admin-base"]}
         self.clients = [(f"bench-{i:04d}", token(i)) for i in range(args.clients)]
         # Profile ids are "<client><suffix>" in every config and in the load.
         self.profile_suffix = "-token"
@@ -225,19 +229,27 @@ http {{
       proxy_pass http://backend; }} }}""", "auto")
 
         self.start_portcullis("portcullis", self.portcullis_config("portcullis", self.clients_yaml()))
+        if self.args.baseline:
+            config = self.portcullis_config("portcullis-base", self.clients_yaml(), admin="admin-base")
+            self.start_portcullis("portcullis-base", config, bin_dir=self.args.baseline)
 
         wait_http(up)
-        for name in ["nginx-proxy", "nginx-keyauth", "portcullis"]:
+        for name in ["nginx-proxy", "nginx-keyauth"] + self.portcullis_targets():
             wait_http(self.ports[name])
         wait_ready(self.ports["admin"])
+        if self.args.baseline:
+            wait_ready(self.ports["admin-base"])
 
-    def portcullis_config(self, name, clients_yaml):
+    def portcullis_targets(self):
+        return ["portcullis"] + (["portcullis-base"] if self.args.baseline else [])
+
+    def portcullis_config(self, name, clients_yaml, admin="admin"):
         """The Portcullis config of the comparisons: one collection in front
         of the shared upstream, the never-hit policy `roomy`, these clients."""
         return self.write(f"{name}.yaml", f"""
 server:
   listen: "127.0.0.1:{self.ports[name]}"
-  admin_listen: "127.0.0.1:{self.ports['admin']}"
+  admin_listen: "127.0.0.1:{self.ports[admin]}"
   decision_log: "off"
 collections:
   - id: bench
@@ -250,8 +262,8 @@ clients:
 {clients_yaml}
 """)
 
-    def start_portcullis(self, name, config, env=None):
-        argv = [os.path.join(self.args.bin, "portcullis"), "serve", "--config", config]
+    def start_portcullis(self, name, config, env=None, bin_dir=None):
+        argv = [os.path.join(bin_dir or self.args.bin, "portcullis"), "serve", "--config", config]
         if self.args.workers:
             argv += ["--workers", str(self.args.workers)]
         self.targets[name] = self.start(name, argv, env=env)
@@ -278,7 +290,7 @@ clients:
         c, t = self.clients[7]
         good = {"X-Client-ID": c, "X-Profile-ID": f"{c}-token", "Authorization": f"Bearer {t}"}
         bad = dict(good, Authorization="Bearer pcl_wrong")
-        for name in ["nginx-keyauth", "portcullis"]:
+        for name in ["nginx-keyauth"] + self.portcullis_targets():
             ok, no = http_status(self.ports[name], "/x", good), http_status(self.ports[name], "/x", bad)
             if ok != 200 or no != 401:
                 raise RuntimeError(f"{name}: good token -> {ok}, bad token -> {no}; not doing the same job")
@@ -336,7 +348,7 @@ end
         self.setup_targets()
         self.check_same_job()
         script = self.lua()
-        self.table(self.interleave(["upstream", "nginx-proxy", "nginx-keyauth", "portcullis"], script))
+        self.table(self.interleave(["upstream", "nginx-proxy", "nginx-keyauth"] + self.portcullis_targets(), script))
 
     def table(self, results):
         med = {n: {k: statistics.median(r[k] for r in rs) for k in ["rps", "p50_us", "p99_us", "cpu_us_per_req"]}
@@ -346,10 +358,10 @@ end
         print()
         print(f"wrk -t{self.args.threads} -c{self.args.connections}, {self.args.clients} clients rotated, "
               f"{self.args.rounds} interleaved rounds x {self.args.duration}s, medians; {os.cpu_count()} CPUs")
-        print(f"{'target':14s} {'req/s':>9s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU us/req':>10s} {'errors':>6s} | "
+        print(f"{'target':16s} {'req/s':>9s} {'p50 ms':>7s} {'p99 ms':>7s} {'CPU us/req':>10s} {'errors':>6s} | "
               f"{'rps P/x':>7s} {'p50 P/x':>7s} {'p99 P/x':>7s} {'CPU P/x':>7s}")
         for n, m in med.items():
-            print(f"{n:14s} {m['rps']:9.0f} {m['p50_us'] / 1000:7.2f} {m['p99_us'] / 1000:7.2f} "
+            print(f"{n:16s} {m['rps']:9.0f} {m['p50_us'] / 1000:7.2f} {m['p99_us'] / 1000:7.2f} "
                   f"{m['cpu_us_per_req']:10.1f} {bad[n]:6d} | {p['rps'] / m['rps']:7.2f} "
                   f"{p['p50_us'] / max(1, m['p50_us']):7.2f} {p['p99_us'] / max(1, m['p99_us']):7.2f} "
                   f"{p['cpu_us_per_req'] / max(0.01, m['cpu_us_per_req']):7.2f}")
@@ -382,6 +394,8 @@ def common_arguments(doc, rounds):
     parser.add_argument("--clients", type=int, default=1000, help="client ids with tokens (default 1000)")
     parser.add_argument("--workers", type=int, default=0, help="Portcullis workers (default: its own, CPU count)")
     parser.add_argument("--bin", required=True, help="directory holding the release portcullis binaries")
+    parser.add_argument("--baseline", default="",
+                        help="directory of another build's binaries, run as portcullis-base beside the others (A/B)")
     return parser
 
 

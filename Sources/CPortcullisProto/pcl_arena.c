@@ -7,6 +7,7 @@
 
 typedef struct {
     size_t used;
+    size_t spilled;
     _Alignas(16) unsigned char bytes[PCL_ARENA_BYTES];
 } pcl_arena;
 
@@ -20,6 +21,7 @@ static void *arena_alloc(void *data, size_t size) {
         arena.used += aligned;
         return p;
     }
+    arena.spilled += 1;
     return malloc(size);
 }
 
@@ -36,4 +38,9 @@ static ProtobufCAllocator allocator = {arena_alloc, arena_free, NULL};
 
 ProtobufCAllocator *pcl_arena_allocator(void) { return &allocator; }
 
-void pcl_arena_rewind(void) { arena.used = 0; }
+void pcl_arena_rewind(void) {
+    arena.used = 0;
+    arena.spilled = 0;
+}
+
+int pcl_arena_spilled(void) { return arena.spilled != 0; }

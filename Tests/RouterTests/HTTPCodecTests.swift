@@ -46,6 +46,30 @@ struct HTTPHeadParserTests {
         }
     }
 
+    @Test func fieldValuesAreCheckedAtEveryOffsetOfALongValue() {
+        // The value check reads eight bytes at a time: put each kind of
+        // byte at every position of a value longer than two words.
+        for position in 0..<21 {
+            for (byte, allowed) in [(UInt8(0x7F), false), (0x00, false), (0x0A, false), (0x1F, false), (0x09, true), (0x80, true), (0xFF, true)] {
+                var value = [UInt8](repeating: UInt8(ascii: "v"), count: 21)
+                value[position] = byte
+                // A tab at either end is optional whitespace, not part of the value.
+                let bytes = Array("GET / HTTP/1.1\r\nX-A: ".utf8) + value + Array("\r\n\r\n".utf8)
+                var parser = HTTPHeadParser(kind: .request, maxHeadBytes: 8192)
+                let result = parser.parse(ByteBuffer(bytes: bytes))
+                switch result {
+                case .head(let head, _):
+                    #expect(allowed, "byte \(byte) at \(position) accepted")
+                    if byte != 0x09 { #expect(Int(head.fields[0].valueEnd - head.fields[0].valueStart) == 21) }
+                case .invalid(.malformed):
+                    #expect(!allowed, "byte \(byte) at \(position) refused")
+                default:
+                    Issue.record("byte \(byte) at \(position): \(result)")
+                }
+            }
+        }
+    }
+
     @Test func refusesBareLineEndsAnywhereInTheHead() {
         for text in [
             "GET / HTTP/1.1\nHost: a\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n",

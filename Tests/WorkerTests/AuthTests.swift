@@ -237,9 +237,11 @@ struct AuthTests {
         let huge = hs(hsClaims.merging(["pad": String(repeating: "x", count: 9000)]) { $1 })
         expect(engine.decide(Self.request("hs", bearer: huge)), 401, .tokenTooLarge)
         expect(engine.decide(Self.request("hs", bearer: nil)), 401, .missingCredential, .unauthorized)
-        var basic = Self.request("hs")
-        basic.authorization = "Basic YWNtZTpwdw=="
-        expect(engine.decide(basic), 401, .missingCredential, .unauthorized)
+        let basic = Self.request("hs")
+        let withBasic = DecisionRequest(
+            clientID: basic.clientID, profileID: basic.profileID, method: basic.method, path: basic.path, sourceIP: basic.sourceIP,
+            authorization: "Basic YWNtZTpwdw==", requestID: basic.requestID)
+        expect(engine.decide(withBasic), 401, .missingCredential, .unauthorized)
         // Random bytes: a bounded fuzz over the parser.
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<2000 {
@@ -442,5 +444,23 @@ struct AuthTests {
         cache.insert(other, stamp: stamp, key: key, validity: window)
         #expect(cache.contains(other, stamp: stamp, now: 50) { $0 === key })
         #expect(!cache.contains(other, stamp: stamp, now: 50) { _ in false })
+    }
+}
+
+@Suite("Bearer credential")
+struct BearerCredentialTests {
+    @Test(arguments: [
+        ("Bearer abc", "abc"), ("bearer abc", "abc"), ("BEARER\tabc", "abc"), ("  Bearer   abc  ", "abc"),
+        ("Bearer a b", "a b"), ("Bearer ü-tok", "ü-tok"),
+    ])
+    func findsTheCredential(header: String, token: String) {
+        #expect(BearerCredential.token(in: header) == Substring(token))
+        #expect(BearerCredential.withToken(in: header) { String(decoding: $0, as: UTF8.self) } == token)
+    }
+
+    @Test(arguments: ["", "Bearer", "Bearer ", "Bearer    ", "Bearerabc", "Basic abc", "Bear abc", "xBearer abc"])
+    func anythingElseIsNoCredential(header: String) {
+        #expect(BearerCredential.token(in: header) == nil)
+        #expect(BearerCredential.withToken(in: header) { _ in true } == nil)
     }
 }

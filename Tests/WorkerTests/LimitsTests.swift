@@ -175,6 +175,38 @@ struct RouteTableTests {
         #expect(table.match(path) == nil)
     }
 
+    @Test func scanningAFewPrefixesAnswersAsTheDictionaryWalkDoes() {
+        let routes = [
+            CollectionRoutes(id: "root", routes: [RouteConfig(pathPrefix: "/")]),
+            CollectionRoutes(id: "orders", routes: [RouteConfig(pathPrefix: "/orders/")]),
+            CollectionRoutes(id: "orders-v2", routes: [RouteConfig(pathPrefix: "/orders/v2", stripPrefix: true)]),
+            CollectionRoutes(id: "deep", routes: [RouteConfig(pathPrefix: "/a/b/c")]),
+        ]
+        let few = RouteTable(routes)
+        let paths = [
+            "/", "//", "/x", "/orders", "/orders/", "/orders//", "/orders/1", "/orders?x=1", "/orders#f", "/orders/v2",
+            "/orders/v2/", "/orders/v2/9?q", "/orders/v20", "/ordersx", "/a/b", "/a/b/c", "/a/b/c/d", "/a/b/cd", "?/orders", "",
+            "/ü/ñ", "//orders",
+        ]
+        for path in paths {
+            #expect(few.match(path) == few.walk(path), "\(path)")
+        }
+        let withoutRoot = RouteTable(Array(routes.dropFirst()))
+        for path in paths {
+            #expect(withoutRoot.match(path) == withoutRoot.walk(path), "\(path)")
+        }
+        #expect(few.match("/zzz")?.collectionID == "root")
+        #expect(withoutRoot.match("/zzz") == nil)
+    }
+
+    @Test func manyRoutesAreLookedUpByWalking() {
+        let routes = (0..<(RouteTable.scanLimit + 4)).map { CollectionRoutes(id: "c\($0)", routes: [RouteConfig(pathPrefix: "/p\($0)")]) }
+        let table = RouteTable(routes)
+        #expect(table.match("/p7/x")?.collectionID == "c7")
+        #expect(table.match("/p7x") == nil)
+        #expect(table.match("/p19?q")?.prefixBytes == 4)
+    }
+
     @Test func stripPrefixReportsTheMatchedBytes() {
         let match = table.match("/orders/v2/items")
         #expect(match?.stripPrefix == true)

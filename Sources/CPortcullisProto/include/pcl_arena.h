@@ -15,4 +15,9 @@ ProtobufCAllocator *pcl_arena_allocator(void);
  * from it since the last rewind becomes invalid. */
 void pcl_arena_rewind(void);
 
+/* Whether anything since the last rewind did not fit and came from malloc:
+ * only then does an unpacked message need protobuf-c's free walk (arena
+ * memory is reclaimed by the next rewind). */
+int pcl_arena_spilled(void);
+
 #endif

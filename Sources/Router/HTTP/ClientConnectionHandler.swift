@@ -449,7 +449,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func connectUpstream(_ exchange: Exchange, route: UpstreamRoute) {
-        let key = UpstreamPool.Key(host: route.url.host, port: route.url.port)
+        let key = route.poolKey
         if let connection = self.loop.upstreams.takeIdle(key) {
             self.attach(exchange, connection, reused: true)
             return

@@ -32,8 +32,11 @@ final class GatewayMetrics: Sendable {
         .seconds(10), .seconds(30),
     ]
 
-    let decisionDuration: CoreMetrics.Timer
-    let requestDuration: CoreMetrics.Timer
+    /// The per-request histograms, counted per event loop without a lock
+    /// (`LatencyHistogram`) and rendered after the registry's families.
+    let decisionDuration: LatencyHistogramFamily
+    let requestDuration: LatencyHistogramFamily
+    let upstreamDuration: LatencyHistogramFamily
     let configChanges: CoreMetrics.Counter
     private let inFlight: [CoreMetrics.Meter]
     private let scrape = NIOLockedValueBox(ScrapeState())
@@ -47,12 +50,17 @@ final class GatewayMetrics: Sendable {
     }
 
     init(workerCount: Int) {
-        self.decisionDuration = Self.timer(
-            self.registry, "portcullis_decision_duration_seconds", [], Self.decisionBuckets,
-            "Time from a request's head to the worker's decision, including the hop to the worker.")
-        self.requestDuration = Self.timer(
-            self.registry, "portcullis_request_duration_seconds", [], Self.upstreamBuckets,
-            "Time from a request's head to the end of its response, as the client sees it.")
+        self.decisionDuration = LatencyHistogramFamily(
+            name: "portcullis_decision_duration_seconds",
+            help: "Time from a request's head to the worker's decision, including the hop to the worker.",
+            buckets: Self.decisionBuckets)
+        self.requestDuration = LatencyHistogramFamily(
+            name: "portcullis_request_duration_seconds",
+            help: "Time from a request's head to the end of its response, as the client sees it.", buckets: Self.upstreamBuckets)
+        self.upstreamDuration = LatencyHistogramFamily(
+            name: "portcullis_upstream_duration_seconds",
+            help: "Time from an allowed request leaving for its upstream (connect included) to the upstream's response head.",
+            buckets: Self.upstreamBuckets)
         let registry = self.registry
         self.configChanges = CoreMetrics.Counter(
             label: "portcullis_config_changes_total", dimensions: [],
@@ -79,12 +87,6 @@ final class GatewayMetrics: Sendable {
         return CoreMetrics.Counter(
             label: "portcullis_requests_total", dimensions: labels,
             handler: Self.counter(self.registry, "portcullis_requests_total", labels, "Requests answered, by HTTP status and the reason code of the decision log (allowed, invalid_token, rate_limited, ...)."))
-    }
-
-    func upstreamDuration(collection: String) -> CoreMetrics.Timer {
-        Self.timer(
-            self.registry, "portcullis_upstream_duration_seconds", [("collection", collection)], Self.upstreamBuckets,
-            "Time from an allowed request leaving for its upstream (connect included) to the upstream's response head.")
     }
 
     func workerInFlight(_ slot: Int) -> CoreMetrics.Meter? {
@@ -123,7 +125,9 @@ final class GatewayMetrics: Sendable {
     /// Sets the state gauges from `status` and renders the registry.
     func exposition(_ status: AdminStatus, nowUnixMs: Int64) -> String {
         self.observe(status, nowUnixMs: nowUnixMs)
-        return String(decoding: self.registry.emitToBuffer(), as: UTF8.self)
+        var text = String(decoding: self.registry.emitToBuffer(), as: UTF8.self)
+        for family in [self.decisionDuration, self.requestDuration, self.upstreamDuration] { family.emit(into: &text) }
+        return text
     }
 
     func observe(_ status: AdminStatus, nowUnixMs: Int64) {
@@ -208,12 +212,5 @@ final class GatewayMetrics: Sendable {
         _ registry: PrometheusCollectorRegistry, _ name: String, _ labels: [(String, String)], _ help: String
     ) -> Prometheus.Counter {
         registry.makeCounter(descriptor: Self.descriptor(name, help), labels: labels)
-    }
-
-    private static func timer(
-        _ registry: PrometheusCollectorRegistry, _ name: String, _ labels: [(String, String)], _ buckets: [Duration], _ help: String
-    ) -> CoreMetrics.Timer {
-        let histogram = registry.makeDurationHistogram(descriptor: Self.descriptor(name, help), labels: labels, buckets: buckets)
-        return CoreMetrics.Timer(label: name, dimensions: labels, handler: histogram)
     }
 }

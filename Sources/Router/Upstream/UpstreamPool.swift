@@ -22,13 +22,23 @@ final class UpstreamPool {
 
     private let eventLoop: any EventLoop
     private var idle: [Key: IdleList] = [:]
+    /// The list used last: nearly every request goes where the one before
+    /// went, and comparing keys is cheaper than hashing the host name.
+    private var recent: (key: Key, list: IdleList)?
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
     }
 
-    func takeIdle(_ key: Key) -> UpstreamConnection? {
+    private func list(_ key: Key) -> IdleList? {
+        if let recent = self.recent, recent.key == key { return recent.list }
         guard let list = self.idle[key] else { return nil }
+        self.recent = (key, list)
+        return list
+    }
+
+    func takeIdle(_ key: Key) -> UpstreamConnection? {
+        guard let list = self.list(key) else { return nil }
         while let connection = list.connections.popLast() {
             connection.isIdle = false
             if connection.channel.isActive { return connection }
@@ -60,7 +70,7 @@ final class UpstreamPool {
     func release(_ connection: UpstreamConnection) {
         connection.handler.detach()
         let list: IdleList
-        if let existing = self.idle[connection.key] {
+        if let existing = self.list(connection.key) {
             list = existing
         } else {
             list = IdleList()

@@ -110,3 +110,26 @@ extension ByteBuffer {
         }
     }
 }
+
+extension String {
+    /// A string of what `build` writes: one allocation sized up front, where
+    /// interpolation grows a buffer piece by piece and formats integers
+    /// through `description`. Pieces must be UTF-8 (they are: ASCII names
+    /// and numbers). Should `build` need more than `maxBytes`, it runs again
+    /// with twice the room.
+    public static func writing(_ maxBytes: Int, _ build: (inout ByteWriter) -> Void) -> String {
+        var room = Swift.max(maxBytes, 16)
+        while true {
+            var overflowed = false
+            let text = String(unsafeUninitializedCapacity: room) { buffer -> Int in
+                guard let base = buffer.baseAddress else { return 0 }
+                var writer = ByteWriter(base: UnsafeMutableRawPointer(base), capacity: room)
+                build(&writer)
+                overflowed = writer.overflowed
+                return overflowed ? 0 : writer.count
+            }
+            if !overflowed { return text }
+            room *= 2
+        }
+    }
+}

@@ -5,19 +5,22 @@ import CCrypto
 /// keeping: the SHA-256 algorithm (fetched once) and `HMACKey`'s keyed
 /// context (owned by the key). No OpenSSL pointer leaves this file.
 public enum Crypto {
-    /// SHA-256, fetched from the provider once. OpenSSL 3's one-shot
-    /// `SHA256()` fetches the algorithm on every call (a locked lookup),
-    /// which was ~6% of a worker's time under load. A fetched EVP_MD is
+    /// SHA-256, fetched from the provider once, for when the low-level
+    /// interface fails. OpenSSL 3's one-shot `SHA256()` fetches the
+    /// algorithm on every call (a locked lookup). A fetched EVP_MD is
     /// immutable and safe to share between threads; it lives as long as
     /// the process.
     nonisolated(unsafe) private static let sha256Digest: OpaquePointer? = EVP_MD_fetch(nil, "SHA256", nil)
 
-    /// SHA-256 of `bytes`.
+    /// SHA-256 of `bytes`: every token decision hashes the presented
+    /// token, so this takes the cheapest of OpenSSL's paths (see
+    /// `pcl_sha256` in the CCrypto shim for the measurements).
     public static func sha256(_ input: UnsafeRawBufferPointer) -> SHA256Digest {
         var digest = SHA256Digest.zero
         withUnsafeMutableBytes(of: &digest.storage) { output in
             let out = output.baseAddress!.assumingMemoryBound(to: UInt8.self)
             let data = input.baseAddress.map { UnsafeRawPointer($0) } ?? UnsafeRawPointer(out)
+            if pcl_sha256(data, input.count, out) == 1 { return }
             if let md = sha256Digest {
                 _ = EVP_Digest(data, input.count, out, nil, md, nil)
             } else {

@@ -255,7 +255,7 @@ public enum FrameCodec {
             let envelope = portcullis__v1__envelope__unpack(
                 allocator, bytes.count, bytes.baseAddress?.assumingMemoryBound(to: UInt8.self))
         else { throw FrameError.malformed }
-        defer { portcullis__v1__envelope__free_unpacked(envelope, allocator) }
+        defer { if pcl_arena_spilled() != 0 { portcullis__v1__envelope__free_unpacked(envelope, allocator) } }
         let e = envelope.pointee
         let body: FrameBody
         switch e.body_case {

@@ -24,16 +24,19 @@ public struct Hello: Sendable, Equatable {
     }
 }
 
-public struct DecisionRequest: Sendable, Equatable {
-    public var clientID: String
-    public var profileID: String
-    public var method: String
-    public var path: String
-    public var sourceIP: IPAddress?
-    public var authorization: String
-    public var requestID: String
-    public var certSubject: String
-    public var certFingerprint: String
+/// What the worker decides on. A class of constants, like
+/// `DecisionResponse`: it goes from the decoder through the pipeline's
+/// context, and a struct of nine strings was nine retains per copy.
+public final class DecisionRequest: Sendable, Equatable, CustomStringConvertible {
+    public let clientID: String
+    public let profileID: String
+    public let method: String
+    public let path: String
+    public let sourceIP: IPAddress?
+    public let authorization: String
+    public let requestID: String
+    public let certSubject: String
+    public let certFingerprint: String
 
     public init(
         clientID: String = "", profileID: String = "", method: String = "GET", path: String = "/",
@@ -50,24 +53,41 @@ public struct DecisionRequest: Sendable, Equatable {
         self.certSubject = certSubject
         self.certFingerprint = certFingerprint
     }
+
+    public static func == (lhs: DecisionRequest, rhs: DecisionRequest) -> Bool {
+        lhs.clientID == rhs.clientID && lhs.profileID == rhs.profileID && lhs.method == rhs.method && lhs.path == rhs.path
+            && lhs.sourceIP == rhs.sourceIP && lhs.authorization == rhs.authorization && lhs.requestID == rhs.requestID
+            && lhs.certSubject == rhs.certSubject && lhs.certFingerprint == rhs.certFingerprint
+    }
+
+    /// Never the credential: this may end up in a test's output or a log.
+    public var description: String {
+        "DecisionRequest(client: \(self.clientID), profile: \(self.profileID), \(self.method) \(self.path), "
+            + "source: \(self.sourceIP?.description ?? "unknown"), authorization: \(self.authorization.isEmpty ? "none" : "<redacted>"), "
+            + "request: \(self.requestID), cert: \(self.certSubject) \(self.certFingerprint))"
+    }
 }
 
-public struct DecisionResponse: Sendable, Equatable {
+/// A worker's answer. A class of immutable fields rather than a struct:
+/// it travels from the frame decoder through the link to the request and
+/// into the log, and a struct of nine strings cost nine retains and
+/// releases at every hop; a reference costs one.
+public final class DecisionResponse: Sendable, Equatable, CustomStringConvertible {
     public enum Outcome: Sendable, Equatable { case allow, deny, unavailable }
 
-    public var outcome: Outcome
-    public var status: Int
-    public var errorCode: String
-    public var reason: String
-    public var message: String
-    public var retryAfterSeconds: Int
-    public var allow: String
-    public var rateLimitPolicy: String
-    public var rateLimit: String
-    public var collectionID: String
-    public var stripPrefixBytes: Int
-    public var authType: String
-    public var policyID: String
+    public let outcome: Outcome
+    public let status: Int
+    public let errorCode: String
+    public let reason: String
+    public let message: String
+    public let retryAfterSeconds: Int
+    public let allow: String
+    public let rateLimitPolicy: String
+    public let rateLimit: String
+    public let collectionID: String
+    public let stripPrefixBytes: Int
+    public let authType: String
+    public let policyID: String
 
     public init(
         outcome: Outcome, status: Int = 200, errorCode: String = "", reason: String = "", message: String = "",
@@ -87,6 +107,20 @@ public struct DecisionResponse: Sendable, Equatable {
         self.stripPrefixBytes = stripPrefixBytes
         self.authType = authType
         self.policyID = policyID
+    }
+
+    public static func == (lhs: DecisionResponse, rhs: DecisionResponse) -> Bool {
+        lhs.outcome == rhs.outcome && lhs.status == rhs.status && lhs.errorCode == rhs.errorCode && lhs.reason == rhs.reason
+            && lhs.message == rhs.message && lhs.retryAfterSeconds == rhs.retryAfterSeconds && lhs.allow == rhs.allow
+            && lhs.rateLimitPolicy == rhs.rateLimitPolicy && lhs.rateLimit == rhs.rateLimit && lhs.collectionID == rhs.collectionID
+            && lhs.stripPrefixBytes == rhs.stripPrefixBytes && lhs.authType == rhs.authType && lhs.policyID == rhs.policyID
+    }
+
+    public var description: String {
+        "DecisionResponse(\(self.outcome), \(self.status), errorCode: \(self.errorCode), reason: \(self.reason), "
+            + "message: \(self.message), retryAfter: \(self.retryAfterSeconds), allow: \(self.allow), "
+            + "rateLimitPolicy: \(self.rateLimitPolicy), rateLimit: \(self.rateLimit), collection: \(self.collectionID), "
+            + "strip: \(self.stripPrefixBytes), authType: \(self.authType), policy: \(self.policyID))"
     }
 }
 

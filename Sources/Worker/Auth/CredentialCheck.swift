@@ -79,10 +79,10 @@ struct CredentialCheck: DecisionCheck {
 /// stored, so rotation (a new stored hash) invalidates the old token at once.
 enum TokenAuthenticator {
     static func verify(authorization: String, stored: SHA256Digest) -> CheckResult {
-        guard let token = BearerCredential.token(in: authorization) else {
+        let presented = BearerCredential.withToken(in: authorization) { Crypto.sha256($0) }
+        guard let presented else {
             return .deny(GatewayError(401, .unauthorized, .missingCredential, "Authorization: Bearer <token> is required"))
         }
-        let presented = Crypto.sha256(token)
         guard presented.constantTimeEquals(stored) else {
             return .deny(GatewayError(401, .invalidToken, .tokenInvalid, "token is not valid for this profile"))
         }
@@ -94,28 +94,47 @@ enum TokenAuthenticator {
 /// case-insensitive; any other scheme, or an empty credential, counts as
 /// no credential (SPEC §9).
 enum BearerCredential {
-    /// Works on UTF-8 bytes, not Characters: every delimiter here is ASCII,
-    /// and grapheme breaking was a visible share of a token decision.
     static func token(in authorization: String) -> Substring? {
+        guard let range = self.tokenBytes(in: authorization) else { return nil }
         let utf8 = authorization.utf8
-        let limit = utf8.endIndex
-        var index = utf8.startIndex
+        let start = utf8.index(utf8.startIndex, offsetBy: range.lowerBound)
+        let end = utf8.index(utf8.startIndex, offsetBy: range.upperBound)
+        return authorization[start..<end]
+    }
+
+    /// The credential's bytes, without making a Substring (opaque tokens
+    /// only need them hashed).
+    static func withToken<R>(in authorization: String, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        var authorization = authorization
+        return authorization.withUTF8 { utf8 -> R? in
+            guard let range = self.tokenRange(UnsafeRawBufferPointer(utf8)) else { return nil }
+            return body(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(utf8)[range]))
+        }
+    }
+
+    private static func tokenBytes(in authorization: String) -> Range<Int>? {
+        var authorization = authorization
+        return authorization.withUTF8 { self.tokenRange(UnsafeRawBufferPointer($0)) }
+    }
+
+    /// Byte offsets of the credential: every delimiter is ASCII, so this
+    /// works on UTF-8 bytes, not Characters (grapheme breaking was a
+    /// visible share of a token decision).
+    static func tokenRange(_ bytes: UnsafeRawBufferPointer) -> Range<Int>? {
         func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 }
-        while index < limit, isBlank(utf8[index]) { utf8.formIndex(after: &index) }
+        let limit = bytes.count
+        var index = 0
+        while index < limit, isBlank(bytes[index]) { index += 1 }
         // Case-insensitive "bearer": `| 0x20` folds ASCII letters.
-        for expected in "bearer".utf8 {
-            guard index < limit, utf8[index] | 0x20 == expected else { return nil }
-            utf8.formIndex(after: &index)
-        }
-        guard index < limit, isBlank(utf8[index]) else { return nil }
-        while index < limit, isBlank(utf8[index]) { utf8.formIndex(after: &index) }
+        let scheme: StaticString = "bearer"
+        guard limit - index > scheme.utf8CodeUnitCount else { return nil }
+        for offset in 0..<scheme.utf8CodeUnitCount where bytes[index + offset] | 0x20 != scheme.utf8Start[offset] { return nil }
+        index += scheme.utf8CodeUnitCount
+        guard isBlank(bytes[index]) else { return nil }
+        while index < limit, isBlank(bytes[index]) { index += 1 }
         var end = limit
-        while end > index {
-            let last = utf8.index(before: end)
-            guard isBlank(utf8[last]) else { break }
-            end = last
-        }
-        return index < end ? authorization[index..<end] : nil
+        while end > index, isBlank(bytes[end - 1]) { end -= 1 }
+        return index < end ? index..<end : nil
     }
 }
 

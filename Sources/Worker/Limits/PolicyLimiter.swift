@@ -219,6 +219,15 @@ enum RateLimitHeaders {
             consider(ledger.remaining(account), account.window.lengthSeconds, quota.name, reset)
         }
         guard let best else { return "" }
-        return "\"\(best.name)\";r=\(best.remaining);t=\(best.reset)"
+        // Written, not interpolated: this runs for every request under a
+        // policy, and interpolation was ~2,500 instructions of it.
+        return String.writing(best.name.utf8.count + 48) { out in
+            out.write(byte: UInt8(ascii: "\""))
+            out.write(best.name)
+            out.write("\";r=")
+            out.write(decimal: best.remaining)
+            out.write(";t=")
+            out.write(decimal: best.reset)
+        }
     }
 }

@@ -106,25 +106,23 @@ final class WorkerEngine {
     }
 
     static func response(_ decision: Decision, _ context: DecisionContext) -> DecisionResponse {
-        var response: DecisionResponse
+        let authType = context.profile?.authType.rawValue ?? ""
+        let policyID = context.client?.policy?.id ?? ""
+        let rateLimitPolicy = context.limits?.policyHeader ?? ""
+        let rateLimit = context.limits?.rateLimitHeader ?? ""
         switch decision {
         case .allowed(let allowance):
-            response = DecisionResponse(
-                outcome: .allow, status: 200, reason: ReasonCode.allowed.rawValue,
-                collectionID: allowance.collectionID, stripPrefixBytes: allowance.stripPrefixBytes)
+            return DecisionResponse(
+                outcome: .allow, status: 200, reason: ReasonCode.allowed.rawValue, rateLimitPolicy: rateLimitPolicy,
+                rateLimit: rateLimit, collectionID: allowance.collectionID, stripPrefixBytes: allowance.stripPrefixBytes,
+                authType: authType, policyID: policyID)
         case .denied(let error), .unavailable(let error):
             let outcome: DecisionResponse.Outcome = if case .denied = decision { .deny } else { .unavailable }
-            response = DecisionResponse(
+            return DecisionResponse(
                 outcome: outcome, status: error.status, errorCode: error.code.rawValue, reason: error.reason,
                 message: error.message, retryAfterSeconds: error.retryAfterSeconds ?? 0, allow: error.allow ?? "",
-                collectionID: context.route?.collectionID ?? "")
+                rateLimitPolicy: rateLimitPolicy, rateLimit: rateLimit, collectionID: context.route?.collectionID ?? "",
+                authType: authType, policyID: policyID)
         }
-        response.authType = context.profile?.authType.rawValue ?? ""
-        if let limits = context.limits {
-            response.rateLimitPolicy = limits.policyHeader
-            response.rateLimit = limits.rateLimitHeader
-        }
-        response.policyID = context.client?.policy?.id ?? ""
-        return response
     }
 }
