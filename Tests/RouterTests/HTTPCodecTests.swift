@@ -371,6 +371,31 @@ struct HeadWriterTests {
         #expect(text.contains("Host: up\r\n"))
     }
 
+    @Test func keptFieldsPassAsReceivedAroundDroppedOnes() throws {
+        var parser = HTTPHeadParser(kind: .response, maxHeadBytes: 8192)
+        let upstream = "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nA: 1\r\nB:2\r\nKeep-Alive: x\r\nX-Hop: y\r\n"
+            + "C:  3  \r\nD: 4\r\nX-Request-ID: up\r\n\r\n"
+        guard case .head(let response, _) = parser.parse(ByteBuffer(string: upstream)) else {
+            Issue.record("no head")
+            return
+        }
+        var out = ByteBuffer()
+        HeadWriter.clientResponse(
+            response, clientMinorVersion: 1, requestID: .given("r-1"), rateLimitPolicy: "", rateLimit: "", dropTransferEncoding: false,
+            connection: .none, into: &out)
+        #expect(String(buffer: out) == "HTTP/1.1 200 OK\r\nA: 1\r\nB:2\r\nC:  3  \r\nD: 4\r\nX-Request-ID: r-1\r\n\r\n")
+        // Nothing kept, and everything kept.
+        for (text, fields) in [("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n", ""), ("HTTP/1.1 204 No Content\r\nE: 5\r\n\r\n", "E: 5\r\n")] {
+            var parser = HTTPHeadParser(kind: .response, maxHeadBytes: 8192)
+            guard case .head(let head, _) = parser.parse(ByteBuffer(string: text)) else { continue }
+            var out = ByteBuffer()
+            HeadWriter.clientResponse(
+                head, clientMinorVersion: 1, requestID: .given("r"), rateLimitPolicy: "", rateLimit: "", dropTransferEncoding: false,
+                connection: .none, into: &out)
+            #expect(String(buffer: out) == "HTTP/1.1 204 No Content\r\n" + fields + "X-Request-ID: r\r\n\r\n")
+        }
+    }
+
     @Test func localResponsesCarryTheSpecBody() {
         var out = ByteBuffer()
         var error = GatewayError(405, .methodNotAllowed, .methodNotAllowed, "no \"DELETE\" here")

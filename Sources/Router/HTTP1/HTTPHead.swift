@@ -111,19 +111,6 @@ struct HTTPHead {
         }
     }
 
-    /// Copies `name: value\r\n` of a field, as received: all of it or,
-    /// for offsets outside the head, nothing.
-    func writeField(_ field: HTTPField, into out: inout ByteWriter) {
-        let count = self.bytes.readableBytes
-        guard field.nameStart >= 0, field.nameStart <= field.nameEnd, Int(field.nameEnd) <= count,
-            field.valueStart >= 0, field.valueStart <= field.valueEnd, Int(field.valueEnd) <= count
-        else { return }
-        self.write(Int(field.nameStart)..<Int(field.nameEnd), into: &out)
-        out.write(": ")
-        self.write(Int(field.valueStart)..<Int(field.valueEnd), into: &out)
-        out.write("\r\n")
-    }
-
     /// Copies bytes of the head (offsets as in `startLine`) straight from
     /// its storage: no slices, so no reference counting (this runs for
     /// every header of every proxied response).
@@ -134,8 +121,8 @@ struct HTTPHead {
         }
     }
 
-    /// The most a head writer can emit for this head's own bytes: each
-    /// field line, rewritten as `name: value\r\n`, is at most one byte
-    /// longer than received (a colon with no space after it).
+    /// The most a head writer can emit for this head's own bytes: kept
+    /// field lines are copied as received, so the head's size, with a
+    /// byte per field to spare.
     var rewrittenBound: Int { self.bytes.readableBytes + self.fields.count }
 }

@@ -53,17 +53,15 @@ struct HTTPHeadParser {
             // RFC 9112 §2.2: ignore at least one empty line before a request.
             var start = 0
             while start + 1 < raw.count && raw[start] == 13 && raw[start + 1] == 10 { start += 2 }
-            var index = max(start, self.scanned - 3)
-            while index + 3 < raw.count {
-                if raw[index + 3] != 10 {
-                    // Skip ahead: the terminator's last byte is LF.
-                    index += raw[index + 3] == 13 ? 1 : 4
-                    continue
-                }
-                if raw[index] == 13 && raw[index + 1] == 10 && raw[index + 2] == 13 {
-                    return (start, index + 4)
-                }
-                index += 1
+            // The terminator ends in LF: hop from LF to LF with libc's
+            // (vectorised) memchr and look back three bytes, from where the
+            // last look stopped.
+            guard let base = raw.baseAddress else { return nil }
+            var index = max(start + 3, self.scanned)
+            while index < raw.count, let found = memchr(base + index, 10, raw.count - index) {
+                let lf = base.distance(to: UnsafeRawPointer(found))
+                if lf >= start + 3 && raw[lf - 1] == 13 && raw[lf - 2] == 10 && raw[lf - 3] == 13 { return (start, lf + 1) }
+                index = lf + 1
             }
             self.scanned = max(self.scanned, raw.count)
             return nil

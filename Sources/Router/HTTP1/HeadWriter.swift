@@ -145,6 +145,34 @@ extension HTTPHead {
     }
 }
 
+/// Copies the fields a head writer keeps as they were received, a run of
+/// consecutive kept lines at a time. Field lines are contiguous in the head
+/// and already checked against the grammar, so a run is one copy, where
+/// rewriting each field was four (name, ": ", value, CRLF).
+struct FieldRuns {
+    /// Where the current run of kept lines starts in the head.
+    private var start: Int? = nil
+
+    mutating func take(_ field: HTTPField, keep: Bool, of head: HTTPHead, into out: inout ByteWriter) {
+        if keep {
+            if self.start == nil { self.start = Int(field.nameStart) }
+        } else {
+            self.flush(upTo: Int(field.nameStart), of: head, into: &out)
+        }
+    }
+
+    /// After the last field: the run ends where the head's blank line starts.
+    mutating func finish(_ head: HTTPHead, into out: inout ByteWriter) {
+        self.flush(upTo: head.bytes.readableBytes - 2, of: head, into: &out)
+    }
+
+    private mutating func flush(upTo end: Int, of head: HTTPHead, into out: inout ByteWriter) {
+        guard let start = self.start else { return }
+        self.start = nil
+        if start < end { head.write(start..<end, into: &out) }
+    }
+}
+
 /// Who is calling, for the headers the gateway adds upstream.
 struct ForwardingIdentity {
     let requestID: RequestID
@@ -217,36 +245,44 @@ enum HeadWriter {
         var trustedForwardedFor: [HTTPField] = []
         var keepsForwardedHost = false
         var keepsForwardedProto = false
+        var runs = FieldRuns()
         for field in head.fields {
-            if !listed.isEmpty && head.isListed(field, in: listed) { continue }
-            if let credentialName, head.nameIs(field, lowercased: credentialName) { continue }
-            switch head.role(of: field) {
-            case .hopByHop, .requestID, .expect, .consumer, .rateLimit:
-                continue
-            case .host:
-                if originalHost == nil { originalHost = field }
-                continue
-            case .authorization:
-                if !route.keepAuthorization { continue }
-            case .forwardedFor:
-                // Extended only when a trusted proxy wrote it; from anyone
-                // else it is a claim the upstream should not read as fact.
-                if identity.peerTrusted { trustedForwardedFor.append(field) }
-                continue
-            case .forwardedHost:
-                guard identity.peerTrusted else { continue }
-                keepsForwardedHost = true
-            case .forwardedProto:
-                guard identity.peerTrusted else { continue }
-                keepsForwardedProto = true
-            case .clientCert:
-                // From an untrusted peer these are forgeries: never passed on.
-                guard identity.peerTrusted else { continue }
-            case .transferEncoding, .strictTransportSecurity, .other:
-                break
+            // Whether the field goes upstream as the client sent it.
+            let keep: Bool
+            if !listed.isEmpty && head.isListed(field, in: listed) {
+                keep = false
+            } else if let credentialName, head.nameIs(field, lowercased: credentialName) {
+                keep = false
+            } else {
+                switch head.role(of: field) {
+                case .hopByHop, .requestID, .expect, .consumer, .rateLimit:
+                    keep = false
+                case .host:
+                    if originalHost == nil { originalHost = field }
+                    keep = false
+                case .authorization:
+                    keep = route.keepAuthorization
+                case .forwardedFor:
+                    // Extended only when a trusted proxy wrote it; from anyone
+                    // else it is a claim the upstream should not read as fact.
+                    if identity.peerTrusted { trustedForwardedFor.append(field) }
+                    keep = false
+                case .forwardedHost:
+                    keep = identity.peerTrusted
+                    keepsForwardedHost = keep
+                case .forwardedProto:
+                    keep = identity.peerTrusted
+                    keepsForwardedProto = keep
+                case .clientCert:
+                    // From an untrusted peer these are forgeries: never passed on.
+                    keep = identity.peerTrusted
+                case .transferEncoding, .strictTransportSecurity, .other:
+                    keep = true
+                }
             }
-            head.writeField(field, into: &out)
+            runs.take(field, keep: keep, of: head, into: &out)
         }
+        runs.finish(head, into: &out)
         out.write("Host: ")
         out.write(route.url.authority)
         out.write("\r\nX-Forwarded-For: ")
@@ -292,19 +328,22 @@ enum HeadWriter {
             }
             out.write("\r\n")
             let listed = head.connectionListedNames()
+            var runs = FieldRuns()
             for field in head.fields {
-                if !listed.isEmpty && head.isListed(field, in: listed) { continue }
-                switch head.role(of: field) {
-                case .hopByHop, .requestID, .rateLimit:
-                    continue
-                case .strictTransportSecurity where hsts:
-                    continue  // ours replaces the upstream's on TLS connections
-                case .transferEncoding where dropTransferEncoding:
-                    continue
-                default:
-                    head.writeField(field, into: &out)
+                let keep: Bool
+                if !listed.isEmpty && head.isListed(field, in: listed) {
+                    keep = false
+                } else {
+                    switch head.role(of: field) {
+                    case .hopByHop, .requestID, .rateLimit: keep = false
+                    case .strictTransportSecurity where hsts: keep = false  // ours replaces the upstream's on TLS connections
+                    case .transferEncoding where dropTransferEncoding: keep = false
+                    default: keep = true
+                    }
                 }
+                runs.take(field, keep: keep, of: head, into: &out)
             }
+            runs.finish(head, into: &out)
             self.gatewayFields(
                 requestID: requestID, rateLimitPolicy: rateLimitPolicy, rateLimit: rateLimit, connection: connection, hsts: hsts,
                 into: &out)
