@@ -12,6 +12,8 @@ token each, rotated per request by the same wrk Lua script as bench/run.py):
   portcullis-jwt   Portcullis, `auth: { type: jwt }` per client profile
                    (sub must match X-Client-ID, exp/nbf/iat with leeway), a
                    per-client rate limit that is never hit
+  portcullis-jwt-base  with --baseline DIR: the same from another build,
+                   for an A/B comparison in the same run
 
 Portcullis keeps verified tokens in a per-worker cache keyed by the
 token's SHA-256 (valid until exp), so a token it has seen costs a hash and
@@ -56,6 +58,7 @@ class JwtBench(Bench):
         self.profile_suffix = "-jwt"
         self.ports["haproxy-jwt"] = free_port()
         self.ports["portcullis-jwt"] = free_port()
+        self.ports["portcullis-jwt-base"] = free_port()
 
     def haproxy(self):
         conf = self.write("haproxy.cfg", f"""
@@ -95,28 +98,37 @@ backend upstream
 """)
         return self.start("haproxy-jwt", ["haproxy", "-db", "-f", conf])
 
-    def portcullis_jwt(self):
+    def portcullis_jwt(self, name="portcullis-jwt", admin="admin", bin_dir=None):
         clients = "\n".join(f"""  - id: {c}
     collections: [bench]
     policy: roomy
     profiles:
       - id: {c}-jwt
         auth: {{ type: jwt, secret: "$BENCH_JWT_SECRET" }}""" for c, _ in self.clients)
-        config = self.portcullis_config("portcullis-jwt", clients)
-        return self.start_portcullis("portcullis-jwt", config, env=dict(os.environ, BENCH_JWT_SECRET=SECRET))
+        config = self.portcullis_config(name, clients, admin=admin)
+        return self.start_portcullis(name, config, env=dict(os.environ, BENCH_JWT_SECRET=SECRET), bin_dir=bin_dir)
+
+    def jwt_targets(self):
+        return ["portcullis-jwt"] + (["portcullis-jwt-base"] if self.args.baseline else [])
 
     def run(self):
         self.targets = {}
         self.start_upstream()
         self.targets["haproxy-jwt"] = self.haproxy()
         self.portcullis_jwt()
+        if self.args.baseline:
+            self.portcullis_jwt("portcullis-jwt-base", admin="admin-base", bin_dir=self.args.baseline)
         wait_http(self.ports["upstream"])
         wait_http(self.ports["haproxy-jwt"])
         wait_ready(self.ports["admin"])
+        if self.args.baseline:
+            wait_ready(self.ports["admin-base"])
         self.check_same_job()
         script = self.lua()
-        results = self.interleave(["upstream", "haproxy-jwt", "portcullis-jwt"], script)
+        results = self.interleave(["upstream", "haproxy-jwt"] + self.jwt_targets(), script)
         results["portcullis"] = results.pop("portcullis-jwt")
+        if "portcullis-jwt-base" in results:
+            results["portcullis-base"] = results.pop("portcullis-jwt-base")
         self.table(results)
 
     def check_same_job(self):
@@ -133,7 +145,7 @@ backend upstream
             ("other client's token", dict(base, **{"X-Client-ID": other, "X-Profile-ID": f"{c}-jwt",
                                                    "Authorization": f"Bearer {t}"}), None),
         ]
-        for name in ["haproxy-jwt", "portcullis-jwt"]:
+        for name in ["haproxy-jwt"] + self.jwt_targets():
             for label, headers, want in cases:
                 got = http_status(self.ports[name], "/x", headers)
                 ok = got == want if want else got in (401, 403)

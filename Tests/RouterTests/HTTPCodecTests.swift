@@ -356,6 +356,8 @@ struct HeadWriterTests {
             #expect(id.withBytes { Array($0) } == Array(id.string.utf8))
         }
         #expect(RequestID.given("client-chosen").string == "client-chosen")
+        #expect(RequestID.generated(prefix: 0x0123_4567_89AB_CDEF, counter: 0xFEDC_BA98_7654_3210).string == "0123456789abcdeffedcba9876543210")
+        #expect(RequestID.generated(prefix: 0, counter: 10).string == "0000000000000000000000000000000a")
         #expect(RequestIDGenerator.isAcceptable(UnsafeRawBufferPointer(start: nil, count: 0)) == false)
     }
 

@@ -61,6 +61,12 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         self.parser = HTTPHeadParser(kind: .request, maxHeadBytes: loop.limits.maxHeaderBytes)
     }
 
+    /// `NIOAny` of a buffer, built where the type is known. The generic
+    /// `wrapOutboundOut` was left unspecialised here and settled the type
+    /// with dynamic casts: ~500 instructions per response (callgrind).
+    @inline(__always)
+    static func outbound(_ buffer: ByteBuffer) -> NIOAny { NIOAny(buffer) }
+
     // MARK: channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -242,7 +248,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
             if exchange.phase == .proxying, let upstream = exchange.upstream {
                 for part in slice.parts where part.readableBytes > 0 {
-                    upstream.channel.write(part, promise: nil)
+                    upstream.channel.write(Self.outbound(part), promise: nil)
                     exchange.bodySent = true
                 }
                 self.upstreamNeedsFlush = upstream
@@ -491,7 +497,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 profileID: .head(exchange.identity.profileID), peer: self.peer,
                 peerTrusted: self.peerTrusted, peerText: self.peerText),
             into: &head)
-        connection.channel.write(head, promise: nil)
+        connection.channel.write(Self.outbound(head), promise: nil)
         self.upstreamNeedsFlush = connection
         // Body bytes that arrived while deciding are still in the read buffer.
         self.process()
@@ -535,7 +541,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 self.pendingOut = pending
             } else {
                 self.writePendingOut(context)
-                context.write(Self.wrapOutboundOut(part), promise: nil)
+                context.write(Self.outbound(part), promise: nil)
             }
         }
     }
@@ -544,7 +550,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func writePendingOut(_ context: ChannelHandlerContext) {
         guard let pending = self.pendingOut else { return }
         self.pendingOut = nil
-        context.write(Self.wrapOutboundOut(pending), promise: nil)
+        context.write(Self.outbound(pending), promise: nil)
     }
 
     fileprivate func upstreamReadComplete(_ exchange: Exchange) {
@@ -645,7 +651,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         HeadWriter.localResponse(
             error, requestID: requestID, clientMinorVersion: minorVersion, rateLimitPolicy: rateLimitPolicy, rateLimit: rateLimit,
             connection: close ? .close : (keepAliveHeader ? .keepAlive : .none), hsts: self.tls, into: &out)
-        context.writeAndFlush(Self.wrapOutboundOut(out), promise: nil)
+        context.writeAndFlush(Self.outbound(out), promise: nil)
     }
 
     /// Closes after what is written has been flushed.

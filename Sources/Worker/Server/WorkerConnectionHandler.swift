@@ -76,7 +76,9 @@ final class WorkerConnectionHandler: ChannelInboundHandler {
     func channelReadComplete(context: ChannelHandlerContext) {
         if let buffer = self.pending {
             self.pending = nil
-            context.writeAndFlush(Self.wrapOutboundOut(buffer), promise: nil)
+            // `NIOAny(_:)` where the type is known: the generic
+            // `wrapOutboundOut` settled it with dynamic casts.
+            context.writeAndFlush(NIOAny(buffer), promise: nil)
         }
         context.fireChannelReadComplete()
     }
