@@ -248,7 +248,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
             if exchange.phase == .proxying, let upstream = exchange.upstream {
                 for part in slice.parts where part.readableBytes > 0 {
-                    upstream.channel.write(Self.outbound(part), promise: nil)
+                    upstream.handler.send(part)
                     exchange.bodySent = true
                 }
                 self.upstreamNeedsFlush = upstream
@@ -291,7 +291,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     private func flushUpstream() {
         if let upstream = self.upstreamNeedsFlush {
             self.upstreamNeedsFlush = nil
-            upstream.channel.flush()
+            upstream.handler.flush()
         }
     }
 
@@ -497,7 +497,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 profileID: .head(exchange.identity.profileID), peer: self.peer,
                 peerTrusted: self.peerTrusted, peerText: self.peerText),
             into: &head)
-        connection.channel.write(Self.outbound(head), promise: nil)
+        connection.handler.send(head)
         self.upstreamNeedsFlush = connection
         // Body bytes that arrived while deciding are still in the read buffer.
         self.process()

@@ -44,6 +44,18 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         self.parser.reset()
     }
 
+    /// Request bytes for the upstream, written through this handler's
+    /// context: `NIOAny` is made here with the buffer's type known (the
+    /// channel's generic `write` settles it with dynamic casts), and the
+    /// write starts below this handler rather than at the pipeline's tail.
+    func send(_ buffer: ByteBuffer) {
+        self.context?.write(NIOAny(buffer), promise: nil)
+    }
+
+    func flush() {
+        self.context?.flush()
+    }
+
     /// Forget the owner (the connection is being pooled or closed).
     func detach() {
         self.delegate = nil

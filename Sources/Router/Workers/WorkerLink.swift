@@ -76,7 +76,7 @@ final class WorkerLink {
         guard self.outbound.readableBytes > 0, let channel = self.channel else { return }
         let buffer = self.outbound
         self.outbound = ByteBufferAllocator().buffer(capacity: 0)
-        channel.writeAndFlush(NIOAny(buffer), promise: nil)  // NIOAny here: see ClientConnectionHandler.outbound
+        channel.writeAndFlush(buffer, promise: nil)
     }
 
     // MARK: from the link's channel
