@@ -338,7 +338,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         // A certificate verified in our own handshake wins; otherwise what
         // a trusted ingress proxy vouches for.
         let certificate = self.nativeCertificate ?? identity.certificate(trusted: self.peerTrusted, in: head)
-        guard let callID = self.ask(worker, exchange, target: target, sourceIP: sourceIP, certificate: certificate) else {
+        guard let callID = self.ask(worker, exchange, identity, target: target, sourceIP: sourceIP, certificate: certificate) else {
             return self.respondLocally(exchange, .workerUnavailable())
         }
         exchange.callID = callID
@@ -354,10 +354,10 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     /// Sends the decision request, packed straight from the head's bytes.
     private func ask(
-        _ worker: Int, _ exchange: Exchange, target: HeadText, sourceIP: IPAddress?, certificate: CertificateIdentity?
+        _ worker: Int, _ exchange: Exchange, _ identity: RequestIdentity, target: HeadText, sourceIP: IPAddress?,
+        certificate: CertificateIdentity?
     ) -> UInt64? {
         let head = exchange.head
-        let identity = exchange.identity
         return head.bytes.withUnsafeReadableBytes { raw -> UInt64? in
             func view(_ range: Range<Int>) -> UnsafeRawBufferPointer {
                 range.upperBound <= raw.count ? UnsafeRawBufferPointer(rebasing: raw[range]) : UnsafeRawBufferPointer(start: nil, count: 0)
@@ -493,8 +493,8 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         HeadWriter.upstreamRequest(
             exchange.head, target: UpstreamTarget(path: exchange.target, stripPrefixBytes: exchange.stripPrefixBytes), route: route,
             identity: ForwardingIdentity(
-                requestID: exchange.requestID, clientID: .head(exchange.identity.clientID),
-                profileID: .head(exchange.identity.profileID), peer: self.peer,
+                requestID: exchange.requestID, clientID: .head(exchange.clientIDRange),
+                profileID: .head(exchange.profileIDRange), peer: self.peer,
                 peerTrusted: self.peerTrusted, peerText: self.peerText),
             into: &head)
         connection.handler.send(head)
@@ -763,7 +763,12 @@ final class Exchange: DecisionWaiter, UpstreamDelegate {
 
     private unowned let handler: ClientConnectionHandler
     let head: HTTPHead
-    let identity: RequestIdentity
+    /// Offsets of X-Client-ID and X-Profile-ID in the head: all the
+    /// exchange keeps of `RequestIdentity` (whose arrays would cost
+    /// reference counting on every copy of it).
+    let clientIDRange: Range<Int>
+    let profileIDRange: Range<Int>
+    let expectsContinue: Bool
     let requestID: RequestID
     let worker: Int
     let startedAt = NIODeadline.now()
@@ -791,17 +796,18 @@ final class Exchange: DecisionWaiter, UpstreamDelegate {
     init(handler: ClientConnectionHandler, head: HTTPHead, identity: RequestIdentity, requestID: RequestID, worker: Int) {
         self.handler = handler
         self.head = head
-        self.identity = identity
+        self.clientIDRange = identity.clientID
+        self.profileIDRange = identity.profileID
+        self.expectsContinue = identity.expectsContinue
         self.requestID = requestID
         self.worker = worker
         self.keepAlive = head.keepAlive
     }
 
     // Strings for logs only: made when a line is written, not per request.
-    var clientID: String { self.head.string(self.identity.clientID) }
-    var profileID: String { self.head.string(self.identity.profileID) }
+    var clientID: String { self.head.string(self.clientIDRange) }
+    var profileID: String { self.head.string(self.profileIDRange) }
     var method: String { self.head.method }
-    var expectsContinue: Bool { self.identity.expectsContinue }
 
     var isHEAD: Bool { self.methodIs("HEAD") }
 
