@@ -189,6 +189,13 @@ final class SteadyTraffic: @unchecked Sendable {
 
     private final class Box: @unchecked Sendable { weak var traffic: SteadyTraffic? }
 
+    /// Requests answered so far.
+    var count: Int {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return self.sent
+    }
+
     /// Stops and returns (sent, failures).
     func finish() -> (Int, [String]) {
         self.lock.lock()
