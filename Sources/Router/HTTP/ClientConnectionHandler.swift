@@ -535,6 +535,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     fileprivate func upstreamBody(_ exchange: Exchange, _ body: ByteBufferSlice) {
         guard exchange === self.exchange, let context = self.context else { return }
         for var part in body.parts where part.readableBytes > 0 {
+            // The bound leaves 4 KiB for the head in front of the body.
             if var pending = self.pendingOut, pending.readableBytes + part.readableBytes <= Self.coalescedBodyBytes + 4096 {
                 self.pendingOut = nil  // unique while appending
                 pending.writeBuffer(&part)

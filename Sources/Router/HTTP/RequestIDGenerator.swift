@@ -88,9 +88,8 @@ final class RequestIDGenerator {
     /// characters (SPEC §9); anything else is replaced, so log lines and
     /// headers never carry control characters from a client.
     static func isAcceptable(_ id: String) -> Bool {
-        let utf8 = id.utf8
-        guard (1...128).contains(utf8.count) else { return false }
-        return utf8.allSatisfy { $0 >= 0x20 && $0 < 0x7F }
+        var id = id
+        return id.withUTF8 { self.isAcceptable(UnsafeRawBufferPointer($0)) }
     }
 
     /// The same rule on bytes of a head.

@@ -1,4 +1,3 @@
-import NIOCore
 import Shared
 
 /// Everything the router knows about where an allowed request goes. A
@@ -24,16 +23,5 @@ final class UpstreamRoute: Sendable {
         self.credential = credential
         self.credentialNameLowercased = credential.map { Array($0.header.lowercased().utf8) }
         self.poolKey = UpstreamPool.Key(host: url.host, port: url.port)
-    }
-
-    /// Upstream target: the path and query as received, minus a stripped
-    /// prefix, under the upstream URL's base path (`UpstreamTarget.write`).
-    static func target(_ target: String, basePath: String, stripPrefixBytes: Int) -> String {
-        var out = ByteBuffer()
-        out.writeBytes(reserving: target.utf8.count + basePath.utf8.count + 1) { writer in
-            var target = target
-            target.withUTF8 { UpstreamTarget.write(path: UnsafeRawBufferPointer($0), basePath: basePath, stripPrefixBytes: stripPrefixBytes, into: &writer) }
-        }
-        return String(buffer: out)
     }
 }

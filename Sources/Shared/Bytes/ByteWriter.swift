@@ -85,6 +85,26 @@ public struct ByteWriter {
     }
 }
 
+extension ByteWriter {
+    /// One attempt at `build` over `room` bytes at `base`: the count
+    /// written, or nil when a piece did not fit.
+    @inlinable
+    static func fill(_ base: UnsafeMutableRawPointer?, room: Int, _ build: (inout ByteWriter) -> Void) -> Int? {
+        guard let base else { return nil }
+        var writer = ByteWriter(base: base, capacity: room)
+        build(&writer)
+        return writer.overflowed ? nil : writer.count
+    }
+
+    /// Calls `attempt` with `maxBytes` of room (16 at least), then twice as
+    /// much each time it reports that the pieces did not fit.
+    @inlinable
+    static func retrying(from maxBytes: Int, _ attempt: (_ room: Int) -> Bool) {
+        var room = Swift.max(maxBytes, 16)
+        while !attempt(room) { room *= 2 }
+    }
+}
+
 extension ByteBuffer {
     /// Runs `build` over `maxBytes` of reserved room and keeps what it
     /// wrote: one capacity check for a whole head instead of one per piece.
@@ -92,21 +112,14 @@ extension ByteBuffer {
     /// out too low), it runs again with twice the room, so nothing is lost.
     @inlinable
     public mutating func writeBytes(reserving maxBytes: Int, _ build: (inout ByteWriter) -> Void) {
-        var room = max(maxBytes, 16)
-        while true {
-            var overflowed = false
+        ByteWriter.retrying(from: maxBytes) { room in
+            var fitted = false
             self.writeWithUnsafeMutableBytes(minimumWritableBytes: room) { raw -> Int in
-                guard let base = raw.baseAddress else {
-                    overflowed = true
-                    return 0
-                }
-                var writer = ByteWriter(base: base, capacity: room)
-                build(&writer)
-                overflowed = writer.overflowed
-                return overflowed ? 0 : writer.count
+                let written = ByteWriter.fill(raw.baseAddress, room: room, build)
+                fitted = written != nil
+                return written ?? 0
             }
-            if !overflowed { return }
-            room *= 2
+            return fitted
         }
     }
 }
@@ -118,18 +131,17 @@ extension String {
     /// and numbers). Should `build` need more than `maxBytes`, it runs again
     /// with twice the room.
     public static func writing(_ maxBytes: Int, _ build: (inout ByteWriter) -> Void) -> String {
-        var room = Swift.max(maxBytes, 16)
-        while true {
-            var overflowed = false
+        var result = ""
+        ByteWriter.retrying(from: maxBytes) { room in
+            var fitted = false
             let text = String(unsafeUninitializedCapacity: room) { buffer -> Int in
-                guard let base = buffer.baseAddress else { return 0 }
-                var writer = ByteWriter(base: UnsafeMutableRawPointer(base), capacity: room)
-                build(&writer)
-                overflowed = writer.overflowed
-                return overflowed ? 0 : writer.count
+                let written = ByteWriter.fill(buffer.baseAddress.map { UnsafeMutableRawPointer($0) }, room: room, build)
+                fitted = written != nil
+                return written ?? 0
             }
-            if !overflowed { return text }
-            room *= 2
+            if fitted { result = text }
+            return fitted
         }
+        return result
     }
 }
