@@ -489,7 +489,7 @@ const ProtobufCMessageDescriptor portcullis__v1__hello__descriptor =
   (ProtobufCMessageInit) portcullis__v1__hello__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor portcullis__v1__decision_request__field_descriptors[9] =
+static const ProtobufCFieldDescriptor portcullis__v1__decision_request__field_descriptors[8] =
 {
   {
     "client_id",
@@ -564,18 +564,6 @@ static const ProtobufCFieldDescriptor portcullis__v1__decision_request__field_de
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
-    "request_id",
-    7,
-    PROTOBUF_C_LABEL_NONE,
-    PROTOBUF_C_TYPE_BYTES,
-    0,   /* quantifier_offset */
-    offsetof(Portcullis__V1__DecisionRequest, request_id),
-    NULL,
-    NULL,
-    0,             /* flags */
-    0,NULL,NULL    /* reserved1,reserved2, etc */
-  },
-  {
     "cert_subject",
     8,
     PROTOBUF_C_LABEL_NONE,
@@ -602,19 +590,19 @@ static const ProtobufCFieldDescriptor portcullis__v1__decision_request__field_de
 };
 static const unsigned portcullis__v1__decision_request__field_indices_by_name[] = {
   5,   /* field[5] = authorization */
-  8,   /* field[8] = cert_fingerprint */
-  7,   /* field[7] = cert_subject */
+  7,   /* field[7] = cert_fingerprint */
+  6,   /* field[6] = cert_subject */
   0,   /* field[0] = client_id */
   2,   /* field[2] = method */
   3,   /* field[3] = path */
   1,   /* field[1] = profile_id */
-  6,   /* field[6] = request_id */
   4,   /* field[4] = source_ip */
 };
-static const ProtobufCIntRange portcullis__v1__decision_request__number_ranges[1 + 1] =
+static const ProtobufCIntRange portcullis__v1__decision_request__number_ranges[2 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 8, 6 },
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor portcullis__v1__decision_request__descriptor =
 {
@@ -624,10 +612,10 @@ const ProtobufCMessageDescriptor portcullis__v1__decision_request__descriptor =
   "Portcullis__V1__DecisionRequest",
   "portcullis.v1",
   sizeof(Portcullis__V1__DecisionRequest),
-  9,
+  8,
   portcullis__v1__decision_request__field_descriptors,
   portcullis__v1__decision_request__field_indices_by_name,
-  1,  portcullis__v1__decision_request__number_ranges,
+  2,  portcullis__v1__decision_request__number_ranges,
   (ProtobufCMessageInit) portcullis__v1__decision_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };

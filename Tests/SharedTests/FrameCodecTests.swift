@@ -14,7 +14,7 @@ struct FrameCodecTests {
             body: .decide(
                 DecisionRequest(
                     clientID: "acme-mobile", profileID: "partner-prod", method: "POST", path: "/orders/7?x=1",
-                    sourceIP: IPAddress("10.1.2.3"), authorization: "Bearer pcl_abc", requestID: "req-1"))),
+                    sourceIP: IPAddress("10.1.2.3"), authorization: "Bearer pcl_abc"))),
         Frame(id: 8, body: .decide(DecisionRequest(clientID: "ü-ñicode", sourceIP: IPAddress("2001:db8::1")))),
         Frame(id: 9, body: .decide(DecisionRequest())),
         Frame(
@@ -37,6 +37,65 @@ struct FrameCodecTests {
         let decoded = try #require(try self.parser.next(from: &buffer))
         #expect(decoded == frame)
         #expect(buffer.readableBytes == 0)
+    }
+
+    /// The two per-request frames are packed into a computed bound instead
+    /// of an exact size (`FrameCodec.packedBound`): overrunning it would
+    /// write past the buffer, so it is held at the varint boundaries and at
+    /// every numeric field's largest value.
+    @Test("per-request frames fit their packed bound and carry their exact length", arguments: [0, 1, 127, 128, 16_383, 16_384, 70_000])
+    func packedBound(_ length: Int) throws {
+        let text = String(repeating: "x", count: length)
+        let frames = [
+            Frame(
+                id: .max,
+                body: .decision(
+                    DecisionResponse(
+                        outcome: .unavailable, status: .max, errorCode: text, reason: text, message: text,
+                        retryAfterSeconds: .max, allow: text, rateLimitPolicy: text, rateLimit: text, collectionID: text,
+                        stripPrefixBytes: .max, authType: text, policyID: text))),
+            Frame(
+                id: .max,
+                body: .decide(
+                    DecisionRequest(
+                        clientID: text, profileID: text, method: text, path: text, sourceIP: IPAddress("2001:db8::1"),
+                        authorization: text, certSubject: text, certFingerprint: text))),
+        ]
+        for (frame, (texts, fields)) in zip(frames, [(9 * length, 13), (7 * length + 16, 9)]) {
+            var buffer = ByteBuffer()
+            FrameCodec.encode(frame, into: &buffer)
+            let prefix = try #require(buffer.getInteger(at: buffer.readerIndex, as: UInt32.self))
+            #expect(Int(prefix) == buffer.readableBytes - FrameCodec.lengthPrefixBytes)
+            #expect(Int(prefix) <= FrameCodec.packedBound(textBytes: texts, fields: fields))
+            let decoded = try #require(try FrameParser(maxFrameBytes: 1 << 24).next(from: &buffer))
+            if case .decision(let response) = decoded.body {
+                // Numbers clamp to the wire's uint32.
+                #expect(response.status == Int(UInt32.max) && response.retryAfterSeconds == Int(UInt32.max))
+                #expect(response.reason == text && response.policyID == text)
+            } else if case .decide(let request) = decoded.body {
+                #expect(request.authorization == text && request.certFingerprint == text)
+            } else {
+                Issue.record("unexpected frame \(decoded)")
+            }
+        }
+    }
+
+    @Test("a stream reuses repeated decision texts and never hands out a stale one")
+    func recentTexts() throws {
+        let decisions = [
+            DecisionResponse(outcome: .allow, rateLimit: "\"second\";r=9;t=1", collectionID: "orders", authType: "token", policyID: "gold"),
+            DecisionResponse(outcome: .allow, rateLimit: "\"second\";r=8;t=1", collectionID: "orders", authType: "token", policyID: "gold"),
+            DecisionResponse(outcome: .allow, collectionID: "orders-archive-2026", authType: "jwt", policyID: ""),
+            DecisionResponse(outcome: .deny, status: 403, errorCode: "forbidden", reason: "collection_denied", collectionID: "orders"),
+        ]
+        var buffer = ByteBuffer()
+        for (index, decision) in decisions.enumerated() { FrameCodec.encode(Frame(id: UInt64(index), body: .decision(decision)), into: &buffer) }
+        var stream = FrameStream(maxFrameBytes: 4096)
+        stream.append(buffer)
+        for (index, expected) in decisions.enumerated() {
+            let frame = try #require(try stream.next())
+            #expect(frame == Frame(id: UInt64(index), body: .decision(expected)))
+        }
     }
 
     @Test("several frames in one buffer come out in order")

@@ -240,7 +240,7 @@ struct AuthTests {
         let basic = Self.request("hs")
         let withBasic = DecisionRequest(
             clientID: basic.clientID, profileID: basic.profileID, method: basic.method, path: basic.path, sourceIP: basic.sourceIP,
-            authorization: "Basic YWNtZTpwdw==", requestID: basic.requestID)
+            authorization: "Basic YWNtZTpwdw==")
         expect(engine.decide(withBasic), 401, .missingCredential, .unauthorized)
         // Random bytes: a bounded fuzz over the parser.
         var generator = SystemRandomNumberGenerator()

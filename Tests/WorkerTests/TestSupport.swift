@@ -86,6 +86,6 @@ enum Fixture {
     ) -> DecisionRequest {
         DecisionRequest(
             clientID: client, profileID: profile, method: method, path: path,
-            sourceIP: ip.flatMap { IPAddress($0) }, authorization: authorization, requestID: "r-1")
+            sourceIP: ip.flatMap { IPAddress($0) }, authorization: authorization)
     }
 }

@@ -88,7 +88,6 @@ struct  Portcullis__V1__DecisionRequest
    * raw Authorization header value ("" = absent)
    */
   ProtobufCBinaryData authorization;
-  ProtobufCBinaryData request_id;
   /*
    * Client certificate identity verified by the router's TLS listener or a
    * trusted proxy (issue: mtls). Empty when there is none.
@@ -98,7 +97,7 @@ struct  Portcullis__V1__DecisionRequest
 };
 #define PORTCULLIS__V1__DECISION_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&portcullis__v1__decision_request__descriptor) \
-    , {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL} }
+    , {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL} }
 
 
 struct  Portcullis__V1__DecisionResponse

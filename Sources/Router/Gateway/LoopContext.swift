@@ -33,7 +33,9 @@ struct RouterSnapshot: Sendable {
 final class LoopContext {
     let index: Int
     let eventLoop: any EventLoop
-    var snapshot: RouterSnapshot
+    var snapshot: RouterSnapshot {
+        didSet { self.lastRoute = nil }
+    }
     let links: [WorkerLink]
     let upstreams: UpstreamPool
     let requestIDs = RequestIDGenerator()
@@ -57,5 +59,18 @@ final class LoopContext {
         self.ring = ShardRing(count: workerCount)
         self.decisionLog = decisionLog
         self.limits = limits
+    }
+
+    /// The last route looked up: consecutive decisions mostly name the same
+    /// collection, and the worker's decoded ids are shared Strings
+    /// (`RecentTexts`), so comparing them is cheaper than hashing one.
+    private var lastRoute: UpstreamRoute?
+
+    /// The upstream of a collection in this loop's snapshot.
+    func route(_ collectionID: String) -> UpstreamRoute? {
+        if let last = self.lastRoute, last.collectionID == collectionID { return last }
+        let route = self.snapshot.routes[collectionID]
+        self.lastRoute = route
+        return route
     }
 }

@@ -247,7 +247,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 return false
             }
             if exchange.phase == .proxying, let upstream = exchange.upstream {
-                for part in slice.parts where part.readableBytes > 0 {
+                slice.forEachPart { part in
                     upstream.handler.send(part)
                     exchange.bodySent = true
                 }
@@ -364,20 +364,18 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
             }
             let method: Range<Int>
             if case .request(let range, _) = head.startLine { method = range } else { method = 0..<0 }
-            return exchange.requestID.withBytes { requestID in
-                head.withBytes(target) { path in
-                    var subject = certificate?.subject ?? ""
-                    var fingerprint = certificate?.fingerprint ?? ""
-                    return subject.withUTF8 { subject in
-                        fingerprint.withUTF8 { fingerprint in
-                            self.loop.links[worker].decide(
-                                DecisionRequestBytes(
-                                    clientID: view(identity.clientID), profileID: view(identity.profileID), method: view(method),
-                                    path: path, authorization: view(identity.authorization), requestID: requestID,
-                                    certSubject: UnsafeRawBufferPointer(subject), certFingerprint: UnsafeRawBufferPointer(fingerprint),
-                                    sourceIP: sourceIP),
-                                waiter: exchange)
-                        }
+            return head.withBytes(target) { path in
+                var subject = certificate?.subject ?? ""
+                var fingerprint = certificate?.fingerprint ?? ""
+                return subject.withUTF8 { subject in
+                    fingerprint.withUTF8 { fingerprint in
+                        self.loop.links[worker].decide(
+                            DecisionRequestBytes(
+                                clientID: view(identity.clientID), profileID: view(identity.profileID), method: view(method),
+                                path: path, authorization: view(identity.authorization),
+                                certSubject: UnsafeRawBufferPointer(subject), certFingerprint: UnsafeRawBufferPointer(fingerprint),
+                                sourceIP: sourceIP),
+                            waiter: exchange)
                     }
                 }
             }
@@ -430,7 +428,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func allow(_ exchange: Exchange, _ response: DecisionResponse) {
-        guard let route = self.loop.snapshot.routes[response.collectionID] else {
+        guard let route = self.loop.route(response.collectionID) else {
             return self.respondLocally(exchange, .badGateway(.unknownCollection, "collection \(response.collectionID) has no upstream"))
         }
         if let credential = route.credential, let why = credential.unavailable {
@@ -497,8 +495,13 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
                 profileID: .head(exchange.profileIDRange), peer: self.peer,
                 peerTrusted: self.peerTrusted, peerText: self.peerText),
             into: &head)
-        connection.handler.send(head)
-        self.upstreamNeedsFlush = connection
+        if exchange.requestComplete {
+            // Nothing follows the head: one trip down the pipeline, not two.
+            connection.handler.sendAndFlush(head)
+        } else {
+            connection.handler.send(head)
+            self.upstreamNeedsFlush = connection
+        }
         // Body bytes that arrived while deciding are still in the read buffer.
         self.process()
         self.flushUpstream()
@@ -534,10 +537,11 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
 
     fileprivate func upstreamBody(_ exchange: Exchange, _ body: ByteBufferSlice) {
         guard exchange === self.exchange, let context = self.context else { return }
-        for var part in body.parts where part.readableBytes > 0 {
+        body.forEachPart { part in
             // The bound leaves 4 KiB for the head in front of the body.
             if var pending = self.pendingOut, pending.readableBytes + part.readableBytes <= Self.coalescedBodyBytes + 4096 {
                 self.pendingOut = nil  // unique while appending
+                var part = part
                 pending.writeBuffer(&part)
                 self.pendingOut = pending
             } else {
@@ -554,10 +558,20 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         context.write(Self.outbound(pending), promise: nil)
     }
 
+    /// The same, flushed: a single pass down the pipeline when something
+    /// was gathered.
+    private func flushPendingOut(_ context: ChannelHandlerContext) {
+        if let pending = self.pendingOut {
+            self.pendingOut = nil
+            context.writeAndFlush(Self.outbound(pending), promise: nil)
+        } else {
+            context.flush()
+        }
+    }
+
     fileprivate func upstreamReadComplete(_ exchange: Exchange) {
         guard exchange === self.exchange, let context = self.context else { return }
-        self.writePendingOut(context)
-        context.flush()
+        self.flushPendingOut(context)
         if !context.channel.isWritable { exchange.upstream?.handler.setReadsPaused(true) }
     }
 
@@ -575,10 +589,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         exchange.responseComplete = true
         exchange.phase = .responded
         self.log(exchange, status: exchange.responseStatus, reason: ReasonCode.allowed.rawValue)
-        if let context = self.context {
-            self.writePendingOut(context)
-            context.flush()
-        }
+        if let context = self.context { self.flushPendingOut(context) }
         self.process()
     }
 

@@ -183,17 +183,17 @@ struct BodyReader {
     mutating func read(from buffer: inout ByteBuffer, dataOnly: Bool = false) -> Outcome {
         switch self.mode {
         case .none:
-            return .bytes(ByteBufferSlice(parts: []), finished: true)
+            return .bytes(ByteBufferSlice(nil), finished: true)
         case .length(let remaining):
             let take = min(remaining, buffer.readableBytes)
-            let slice = buffer.readSlice(length: take).map { [$0] } ?? []
+            let slice = buffer.readSlice(length: take)
             self.bodyBytes += take
             self.mode = .length(remaining: remaining - take)
-            return .bytes(ByteBufferSlice(parts: slice), finished: remaining == take)
+            return .bytes(ByteBufferSlice(slice), finished: remaining == take)
         case .untilClose:
             let take = buffer.readableBytes
             self.bodyBytes += take
-            return .bytes(ByteBufferSlice(parts: buffer.readSlice(length: take).map { [$0] } ?? []), finished: false)
+            return .bytes(ByteBufferSlice(buffer.readSlice(length: take)), finished: false)
         case .chunked(var framer):
             var ranges: [Range<Int>] = []
             let before = framer.dataBytes
@@ -215,15 +215,36 @@ struct BodyReader {
                 buffer.moveReaderIndex(forwardBy: consumed)
                 return .bytes(ByteBufferSlice(parts: parts), finished: finished)
             }
-            return .bytes(ByteBufferSlice(parts: buffer.readSlice(length: consumed).map { [$0] } ?? []), finished: finished)
+            return .bytes(ByteBufferSlice(buffer.readSlice(length: consumed)), finished: finished)
         }
     }
 }
 
-/// Body bytes to forward: usually one slice of the read buffer.
+/// Body bytes to forward: usually one slice of the read buffer, held
+/// without an array (an array of one was an allocation per read); a
+/// dechunked read can give several.
 struct ByteBufferSlice {
-    let parts: [ByteBuffer]
-    var isEmpty: Bool { self.parts.allSatisfy { $0.readableBytes == 0 } }
+    private let one: ByteBuffer?
+    private let many: [ByteBuffer]
+
+    init(_ one: ByteBuffer?) {
+        self.one = one
+        self.many = []
+    }
+
+    init(parts: [ByteBuffer]) {
+        self.one = nil
+        self.many = parts
+    }
+
+    /// Calls `body` with each non-empty part, in order.
+    @inline(__always)
+    func forEachPart(_ body: (ByteBuffer) -> Void) {
+        if let one = self.one, one.readableBytes > 0 { body(one) }
+        for part in self.many where part.readableBytes > 0 { body(part) }
+    }
+
+    var isEmpty: Bool { (self.one?.readableBytes ?? 0) == 0 && self.many.allSatisfy { $0.readableBytes == 0 } }
 }
 
 import NIOCore

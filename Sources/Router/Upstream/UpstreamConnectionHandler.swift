@@ -56,6 +56,10 @@ final class UpstreamConnectionHandler: ChannelDuplexHandler {
         self.context?.flush()
     }
 
+    func sendAndFlush(_ buffer: ByteBuffer) {
+        self.context?.writeAndFlush(NIOAny(buffer), promise: nil)
+    }
+
     /// Forget the owner (the connection is being pooled or closed).
     func detach() {
         self.delegate = nil

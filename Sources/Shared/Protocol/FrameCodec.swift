@@ -2,6 +2,12 @@ import CPortcullisProto
 import CProtobufC
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Encodes and decodes router<->worker frames: a 4-byte big-endian length,
 /// then one protobuf-c `Envelope`. This is the only file that touches the
 /// generated C structs; pointers never outlive a call.
@@ -34,11 +40,11 @@ public enum FrameCodec {
         case .decide(let request):
             withBinaryViews([
                 request.clientID, request.profileID, request.method, request.path,
-                request.authorization, request.requestID, request.certSubject, request.certFingerprint,
+                request.authorization, request.certSubject, request.certFingerprint,
             ]) { v in
                 let views = DecisionRequestBytes(
-                    clientID: v[0], profileID: v[1], method: v[2], path: v[3], authorization: v[4], requestID: v[5],
-                    certSubject: v[6], certFingerprint: v[7], sourceIP: request.sourceIP)
+                    clientID: v[0], profileID: v[1], method: v[2], path: v[3], authorization: v[4],
+                    certSubject: v[5], certFingerprint: v[6], sourceIP: request.sourceIP)
                 self.encodeDecide(id: frame.id, views, into: &buffer)
             }
             return
@@ -66,10 +72,12 @@ public enum FrameCodec {
                 message.collection_id = v[6].binaryData
                 message.auth_type = v[7].binaryData
                 message.policy_id = v[8].binaryData
+                var textBytes = 0
+                for view in v { textBytes += view.count }
                 withUnsafeMutablePointer(to: &message) { pointer in
                     envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_DECISION
                     envelope.decision = pointer
-                    pack(&envelope, into: &buffer)
+                    pack(&envelope, bound: packedBound(textBytes: textBytes, fields: 13), into: &buffer)
                 }
             }
         case .config(let snapshot):
@@ -162,7 +170,6 @@ public enum FrameCodec {
         message.method = request.method.binaryData
         message.path = request.path.binaryData
         message.authorization = request.authorization.binaryData
-        message.request_id = request.requestID.binaryData
         message.cert_subject = request.certSubject.binaryData
         message.cert_fingerprint = request.certFingerprint.binaryData
         // The address's bytes on the stack (an array was a heap allocation
@@ -171,10 +178,13 @@ public enum FrameCodec {
         let ipCount = withUnsafeMutableBytes(of: &ipRaw) { request.sourceIP?.store(into: $0) ?? 0 }
         withUnsafeBytes(of: &ipRaw) { ipBytes in
             message.source_ip = UnsafeRawBufferPointer(rebasing: ipBytes[0..<ipCount]).binaryData
+            let textBytes =
+                request.clientID.count + request.profileID.count + request.method.count + request.path.count
+                + request.authorization.count + request.certSubject.count + request.certFingerprint.count + ipCount
             withUnsafeMutablePointer(to: &message) { pointer in
                 envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_DECIDE
                 envelope.decide = pointer
-                pack(&envelope, into: &buffer)
+                pack(&envelope, bound: packedBound(textBytes: textBytes, fields: 9), into: &buffer)
             }
         }
     }
@@ -187,6 +197,28 @@ public enum FrameCodec {
             return portcullis__v1__envelope__pack(&envelope, base.assumingMemoryBound(to: UInt8.self))
         }
     }
+
+    /// Packs into room for `bound` bytes rather than asking protobuf-c for
+    /// the exact size first: `get_packed_size` walks the whole message once
+    /// more, and packing sizes nested messages itself anyway. For the two
+    /// per-request frames; `bound` comes from `packedBound`.
+    private static func pack(_ envelope: inout Portcullis__V1__Envelope, bound: Int, into buffer: inout ByteBuffer) {
+        let lengthAt = buffer.writerIndex
+        buffer.writeInteger(UInt32(0))
+        let written = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: bound) { out -> Int in
+            guard let base = out.baseAddress else { return 0 }
+            return portcullis__v1__envelope__pack(&envelope, base.assumingMemoryBound(to: UInt8.self))
+        }
+        buffer.setInteger(UInt32(written), at: lengthAt)
+    }
+
+    /// An upper bound on the encoding of an Envelope holding one message of
+    /// at most `fields` fields whose bytes fields total `textBytes`. Each
+    /// field costs at most 16 bytes besides its contents: a one-byte tag
+    /// (every field number here is below 16) and a varint of at most 10
+    /// bytes (a value, or a length). The envelope's id and the message's
+    /// own tag and length are two more such fields.
+    static func packedBound(textBytes: Int, fields: Int) -> Int { textBytes + 16 * (fields + 2) }
 
     /// Copies `strings` NUL-terminated into one temporary allocation (on the
     /// stack when small) and hands protobuf-c `char *`s into it. An
@@ -247,6 +279,12 @@ public enum FrameCodec {
 
     /// Decodes one Envelope (without its length prefix).
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws(FrameError) -> Frame {
+        var texts = RecentTexts()
+        return try self.decode(bytes, texts: &texts)
+    }
+
+    /// The same, reusing `texts`' Strings for decision fields that repeat.
+    public static func decode(_ bytes: UnsafeRawBufferPointer, texts: inout RecentTexts) throws(FrameError) -> Frame {
         // Unpacked into this thread's arena (see pcl_arena.h): everything is
         // copied into Swift values before this function returns.
         pcl_arena_rewind()
@@ -276,7 +314,7 @@ public enum FrameCodec {
                 DecisionRequest(
                     clientID: text(m.client_id), profileID: text(m.profile_id), method: text(m.method),
                     path: text(m.path), sourceIP: ip, authorization: text(m.authorization),
-                    requestID: text(m.request_id), certSubject: text(m.cert_subject),
+                    certSubject: text(m.cert_subject),
                     certFingerprint: text(m.cert_fingerprint)
                 ))
         case PORTCULLIS__V1__ENVELOPE__BODY_DECISION:
@@ -290,11 +328,12 @@ public enum FrameCodec {
             }
             body = .decision(
                 DecisionResponse(
-                    outcome: outcome, status: Int(m.status), errorCode: text(m.error_code), reason: text(m.reason),
-                    message: text(m.message), retryAfterSeconds: Int(m.retry_after_s), allow: text(m.allow),
-                    rateLimitPolicy: text(m.ratelimit_policy), rateLimit: text(m.ratelimit),
-                    collectionID: text(m.collection_id), stripPrefixBytes: Int(m.strip_prefix_bytes),
-                    authType: text(m.auth_type), policyID: text(m.policy_id)
+                    outcome: outcome, status: Int(m.status), errorCode: texts.text(m.error_code, &texts.errorCode),
+                    reason: texts.text(m.reason, &texts.reason), message: texts.text(m.message, &texts.message),
+                    retryAfterSeconds: Int(m.retry_after_s), allow: texts.text(m.allow, &texts.allow),
+                    rateLimitPolicy: texts.text(m.ratelimit_policy, &texts.rateLimitPolicy), rateLimit: text(m.ratelimit),
+                    collectionID: texts.text(m.collection_id, &texts.collectionID), stripPrefixBytes: Int(m.strip_prefix_bytes),
+                    authType: texts.text(m.auth_type, &texts.authType), policyID: texts.text(m.policy_id, &texts.policyID)
                 ))
         case PORTCULLIS__V1__ENVELOPE__BODY_CONFIG:
             guard let m = e.config?.pointee else { throw FrameError.missingBody }
@@ -343,6 +382,35 @@ public enum FrameCodec {
     }
 }
 
+/// The last value of each decision field that repeats from one decision to
+/// the next (collection, policy, auth type, reason...). Decoding one
+/// compares bytes with it and hands out the same String: no UTF-8
+/// validation and, past 15 bytes, no allocation per field per request.
+public struct RecentTexts: Sendable {
+    var errorCode = ""
+    var reason = ""
+    var message = ""
+    var allow = ""
+    var rateLimitPolicy = ""
+    var collectionID = ""
+    var authType = ""
+    var policyID = ""
+
+    public init() {}
+
+    @inline(__always)
+    func text(_ field: ProtobufCBinaryData, _ last: inout String) -> String {
+        guard field.len > 0, let data = field.data else { return "" }
+        let same = last.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
+            guard utf8.count == field.len, let base = utf8.baseAddress else { return false }
+            return memcmp(base, data, field.len) == 0
+        }
+        if same == true { return last }
+        last = String(decoding: UnsafeBufferPointer(start: data, count: field.len), as: UTF8.self)
+        return last
+    }
+}
+
 /// Splits a byte stream into frames. Pure (no channel), so the codec's
 /// failure modes — truncated, oversized, garbage — are tested directly.
 public struct FrameParser: Sendable {
@@ -356,6 +424,12 @@ public struct FrameParser: Sendable {
     /// oversized length (before buffering it) or an undecodable body; the
     /// connection must then be closed, since the stream cannot be resynchronised.
     public func next(from buffer: inout ByteBuffer) throws(FrameError) -> Frame? {
+        var texts = RecentTexts()
+        return try self.next(from: &buffer, texts: &texts)
+    }
+
+    /// The same, reusing `texts` across frames (see `RecentTexts`).
+    public func next(from buffer: inout ByteBuffer, texts: inout RecentTexts) throws(FrameError) -> Frame? {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
         let frameLength = Int(length)
         guard frameLength <= self.maxFrameBytes else {
@@ -365,7 +439,7 @@ public struct FrameParser: Sendable {
         let start = buffer.readerIndex + FrameCodec.lengthPrefixBytes
         let result = buffer.withUnsafeReadableBytes { raw -> Result<Frame, FrameError> in
             let slice = UnsafeRawBufferPointer(rebasing: raw[(start - buffer.readerIndex)..<(start - buffer.readerIndex + frameLength)])
-            return Result { () throws(FrameError) in try FrameCodec.decode(slice) }
+            return Result { () throws(FrameError) in try FrameCodec.decode(slice, texts: &texts) }
         }
         buffer.moveReaderIndex(forwardBy: FrameCodec.lengthPrefixBytes + frameLength)
         return try result.get()
@@ -380,6 +454,7 @@ public struct FrameParser: Sendable {
 public struct FrameStream: Sendable {
     private let parser: FrameParser
     private var held: ByteBuffer?
+    private var texts = RecentTexts()
 
     public init(maxFrameBytes: Int) {
         self.parser = FrameParser(maxFrameBytes: maxFrameBytes)
@@ -407,7 +482,7 @@ public struct FrameStream: Sendable {
         guard var buffer = self.held else { return nil }
         self.held = nil
         defer { if buffer.readableBytes > 0 { self.held = buffer } }
-        return try self.parser.next(from: &buffer)
+        return try self.parser.next(from: &buffer, texts: &self.texts)
     }
 }
 
@@ -419,14 +494,13 @@ public struct DecisionRequestBytes {
     public var method: UnsafeRawBufferPointer
     public var path: UnsafeRawBufferPointer
     public var authorization: UnsafeRawBufferPointer
-    public var requestID: UnsafeRawBufferPointer
     public var certSubject: UnsafeRawBufferPointer
     public var certFingerprint: UnsafeRawBufferPointer
     public var sourceIP: IPAddress?
 
     public init(
         clientID: UnsafeRawBufferPointer, profileID: UnsafeRawBufferPointer, method: UnsafeRawBufferPointer,
-        path: UnsafeRawBufferPointer, authorization: UnsafeRawBufferPointer, requestID: UnsafeRawBufferPointer,
+        path: UnsafeRawBufferPointer, authorization: UnsafeRawBufferPointer,
         certSubject: UnsafeRawBufferPointer, certFingerprint: UnsafeRawBufferPointer, sourceIP: IPAddress?
     ) {
         self.clientID = clientID
@@ -434,7 +508,6 @@ public struct DecisionRequestBytes {
         self.method = method
         self.path = path
         self.authorization = authorization
-        self.requestID = requestID
         self.certSubject = certSubject
         self.certFingerprint = certFingerprint
         self.sourceIP = sourceIP

@@ -34,13 +34,12 @@ public final class DecisionRequest: Sendable, Equatable, CustomStringConvertible
     public let path: String
     public let sourceIP: IPAddress?
     public let authorization: String
-    public let requestID: String
     public let certSubject: String
     public let certFingerprint: String
 
     public init(
         clientID: String = "", profileID: String = "", method: String = "GET", path: String = "/",
-        sourceIP: IPAddress? = nil, authorization: String = "", requestID: String = "",
+        sourceIP: IPAddress? = nil, authorization: String = "",
         certSubject: String = "", certFingerprint: String = ""
     ) {
         self.clientID = clientID
@@ -49,14 +48,13 @@ public final class DecisionRequest: Sendable, Equatable, CustomStringConvertible
         self.path = path
         self.sourceIP = sourceIP
         self.authorization = authorization
-        self.requestID = requestID
         self.certSubject = certSubject
         self.certFingerprint = certFingerprint
     }
 
     public static func == (lhs: DecisionRequest, rhs: DecisionRequest) -> Bool {
         lhs.clientID == rhs.clientID && lhs.profileID == rhs.profileID && lhs.method == rhs.method && lhs.path == rhs.path
-            && lhs.sourceIP == rhs.sourceIP && lhs.authorization == rhs.authorization && lhs.requestID == rhs.requestID
+            && lhs.sourceIP == rhs.sourceIP && lhs.authorization == rhs.authorization
             && lhs.certSubject == rhs.certSubject && lhs.certFingerprint == rhs.certFingerprint
     }
 
@@ -64,7 +62,7 @@ public final class DecisionRequest: Sendable, Equatable, CustomStringConvertible
     public var description: String {
         "DecisionRequest(client: \(self.clientID), profile: \(self.profileID), \(self.method) \(self.path), "
             + "source: \(self.sourceIP?.description ?? "unknown"), authorization: \(self.authorization.isEmpty ? "none" : "<redacted>"), "
-            + "request: \(self.requestID), cert: \(self.certSubject) \(self.certFingerprint))"
+            + "cert: \(self.certSubject) \(self.certFingerprint))"
     }
 }
 
