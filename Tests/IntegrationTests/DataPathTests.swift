@@ -369,11 +369,24 @@ struct DataPathTests {
         #expect(cluster.readiness()?["config_version"] as? Int == version)
         #expect(try cluster.send("GET", "/orders/1", headers: F.acme()).status == 200)
 
+        // A collection's new upstream applies to the router's loops, whose
+        // last-route caches were just filled with the old one.
+        for _ in 0..<4 { #expect(try cluster.send("GET", "/status/200", headers: F.acme()).status == 200) }
+        let moved = original.replacingOccurrences(
+            of: "  - id: status\n    upstream: { url: \"\(cluster.upstreamURL)\" }",
+            with: "  - id: status\n    upstream: { url: \"http://127.0.0.1:\(cluster.deadPort)\" }")
+        #expect(moved != original)
+        try moved.write(toFile: cluster.configPath, atomically: true, encoding: .utf8)
+        try waitUntil(5, "moved upstream's config version") { (cluster.readiness()?["config_version"] as? Int ?? 0) > version }
+        let movedVersion = cluster.readiness()?["config_version"] as? Int ?? 0
+        for _ in 0..<4 { expectError(try cluster.send("GET", "/status/200", headers: F.acme()), 502, .badGateway) }
+        #expect(try cluster.send("GET", "/orders/1", headers: F.acme()).status == 200)
+
         // A valid change (acme deactivated) applies to every worker.
-        let changed = original.replacingOccurrences(of: "  - id: acme\n", with: "  - id: acme\n    status: inactive\n")
-        #expect(changed != original)
+        let changed = moved.replacingOccurrences(of: "  - id: acme\n", with: "  - id: acme\n    status: inactive\n")
+        #expect(changed != moved)
         try changed.write(toFile: cluster.configPath, atomically: true, encoding: .utf8)
-        try waitUntil(5, "new config version") { (cluster.readiness()?["config_version"] as? Int ?? 0) > version }
+        try waitUntil(5, "new config version") { (cluster.readiness()?["config_version"] as? Int ?? 0) > movedVersion }
         expectError(try cluster.send("GET", "/orders/1", headers: F.acme()), 403, .forbidden)
     }
 
