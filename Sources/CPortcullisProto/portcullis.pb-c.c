@@ -649,7 +649,7 @@ const ProtobufCEnumDescriptor portcullis__v1__decision_response__outcome__descri
   portcullis__v1__decision_response__outcome__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor portcullis__v1__decision_response__field_descriptors[13] =
+static const ProtobufCFieldDescriptor portcullis__v1__decision_response__field_descriptors[15] =
 {
   {
     "outcome",
@@ -748,12 +748,12 @@ static const ProtobufCFieldDescriptor portcullis__v1__decision_response__field_d
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
   {
-    "ratelimit",
+    "ratelimit_name",
     9,
     PROTOBUF_C_LABEL_NONE,
     PROTOBUF_C_TYPE_BYTES,
     0,   /* quantifier_offset */
-    offsetof(Portcullis__V1__DecisionResponse, ratelimit),
+    offsetof(Portcullis__V1__DecisionResponse, ratelimit_name),
     NULL,
     NULL,
     0,             /* flags */
@@ -807,6 +807,30 @@ static const ProtobufCFieldDescriptor portcullis__v1__decision_response__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "ratelimit_remaining",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__DecisionResponse, ratelimit_remaining),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ratelimit_reset",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__DecisionResponse, ratelimit_reset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned portcullis__v1__decision_response__field_indices_by_name[] = {
   6,   /* field[6] = allow */
@@ -816,8 +840,10 @@ static const unsigned portcullis__v1__decision_response__field_indices_by_name[]
   4,   /* field[4] = message */
   0,   /* field[0] = outcome */
   12,   /* field[12] = policy_id */
-  8,   /* field[8] = ratelimit */
+  8,   /* field[8] = ratelimit_name */
   7,   /* field[7] = ratelimit_policy */
+  13,   /* field[13] = ratelimit_remaining */
+  14,   /* field[14] = ratelimit_reset */
   3,   /* field[3] = reason */
   5,   /* field[5] = retry_after_s */
   1,   /* field[1] = status */
@@ -826,7 +852,7 @@ static const unsigned portcullis__v1__decision_response__field_indices_by_name[]
 static const ProtobufCIntRange portcullis__v1__decision_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 13 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor portcullis__v1__decision_response__descriptor =
 {
@@ -836,7 +862,7 @@ const ProtobufCMessageDescriptor portcullis__v1__decision_response__descriptor =
   "Portcullis__V1__DecisionResponse",
   "portcullis.v1",
   sizeof(Portcullis__V1__DecisionResponse),
-  13,
+  15,
   portcullis__v1__decision_response__field_descriptors,
   portcullis__v1__decision_response__field_indices_by_name,
   1,  portcullis__v1__decision_response__number_ranges,

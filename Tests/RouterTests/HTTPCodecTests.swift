@@ -383,7 +383,7 @@ struct HeadWriterTests {
         }
         var out = ByteBuffer()
         HeadWriter.clientResponse(
-            response, clientMinorVersion: 1, requestID: .given("r-1"), rateLimitPolicy: "", rateLimit: "", dropTransferEncoding: false,
+            response, clientMinorVersion: 1, requestID: .given("r-1"), rateLimitPolicy: "", rateLimit: nil, dropTransferEncoding: false,
             connection: .none, into: &out)
         #expect(String(buffer: out) == "HTTP/1.1 200 OK\r\nA: 1\r\nB:2\r\nC:  3  \r\nD: 4\r\nX-Request-ID: r-1\r\n\r\n")
         // Nothing kept, and everything kept.
@@ -392,7 +392,7 @@ struct HeadWriterTests {
             guard case .head(let head, _) = parser.parse(ByteBuffer(string: text)) else { continue }
             var out = ByteBuffer()
             HeadWriter.clientResponse(
-                head, clientMinorVersion: 1, requestID: .given("r"), rateLimitPolicy: "", rateLimit: "", dropTransferEncoding: false,
+                head, clientMinorVersion: 1, requestID: .given("r"), rateLimitPolicy: "", rateLimit: nil, dropTransferEncoding: false,
                 connection: .none, into: &out)
             #expect(String(buffer: out) == "HTTP/1.1 204 No Content\r\n" + fields + "X-Request-ID: r\r\n\r\n")
         }

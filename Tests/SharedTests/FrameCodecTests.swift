@@ -22,7 +22,7 @@ struct FrameCodecTests {
             body: .decision(
                 DecisionResponse(
                     outcome: .deny, status: 429, errorCode: "rate_limit_exceeded", reason: "rate_limit", message: "slow down",
-                    retryAfterSeconds: 3, allow: "", rateLimitPolicy: "\"second\";q=10;w=1", rateLimit: "\"second\";r=0;t=1",
+                    retryAfterSeconds: 3, allow: "", rateLimitPolicy: "\"second\";q=10;w=1", rateLimit: RateLimitValue(name: "second", remaining: 0, reset: 1),
                     collectionID: "orders", stripPrefixBytes: 0, authType: "token", policyID: "standard"))),
         Frame(id: 10, body: .decision(DecisionResponse(outcome: .allow, collectionID: "orders", stripPrefixBytes: 7))),
         Frame(id: 11, body: .decision(DecisionResponse(outcome: .unavailable, status: 503))),
@@ -52,7 +52,8 @@ struct FrameCodecTests {
                 body: .decision(
                     DecisionResponse(
                         outcome: .unavailable, status: .max, errorCode: text, reason: text, message: text,
-                        retryAfterSeconds: .max, allow: text, rateLimitPolicy: text, rateLimit: text, collectionID: text,
+                        retryAfterSeconds: .max, allow: text, rateLimitPolicy: text,
+                        rateLimit: RateLimitValue(name: text.isEmpty ? "n" : text, remaining: .max, reset: .max), collectionID: text,
                         stripPrefixBytes: .max, authType: text, policyID: text))),
             Frame(
                 id: .max,
@@ -61,7 +62,7 @@ struct FrameCodecTests {
                         clientID: text, profileID: text, method: text, path: text, sourceIP: IPAddress("2001:db8::1"),
                         authorization: text, certSubject: text, certFingerprint: text))),
         ]
-        for (frame, (texts, fields)) in zip(frames, [(9 * length, 13), (7 * length + 16, 9)]) {
+        for (frame, (texts, fields)) in zip(frames, [(9 * length + 1, 15), (7 * length + 16, 9)]) {
             var buffer = ByteBuffer()
             FrameCodec.encode(frame, into: &buffer)
             let prefix = try #require(buffer.getInteger(at: buffer.readerIndex, as: UInt32.self))
@@ -72,6 +73,7 @@ struct FrameCodecTests {
                 // Numbers clamp to the wire's uint32.
                 #expect(response.status == Int(UInt32.max) && response.retryAfterSeconds == Int(UInt32.max))
                 #expect(response.reason == text && response.policyID == text)
+                #expect(response.rateLimit?.remaining == .max && response.rateLimit?.reset == .max)
             } else if case .decide(let request) = decoded.body {
                 #expect(request.authorization == text && request.certFingerprint == text)
             } else {
@@ -83,8 +85,8 @@ struct FrameCodecTests {
     @Test("a stream reuses repeated decision texts and never hands out a stale one")
     func recentTexts() throws {
         let decisions = [
-            DecisionResponse(outcome: .allow, rateLimit: "\"second\";r=9;t=1", collectionID: "orders", authType: "token", policyID: "gold"),
-            DecisionResponse(outcome: .allow, rateLimit: "\"second\";r=8;t=1", collectionID: "orders", authType: "token", policyID: "gold"),
+            DecisionResponse(outcome: .allow, rateLimit: RateLimitValue(name: "second", remaining: 9, reset: 1), collectionID: "orders", authType: "token", policyID: "gold"),
+            DecisionResponse(outcome: .allow, rateLimit: RateLimitValue(name: "minute", remaining: 8, reset: 60), collectionID: "orders", authType: "token", policyID: "gold"),
             DecisionResponse(outcome: .allow, collectionID: "orders-archive-2026", authType: "jwt", policyID: ""),
             DecisionResponse(outcome: .deny, status: 403, errorCode: "forbidden", reason: "collection_denied", collectionID: "orders"),
         ]

@@ -93,13 +93,13 @@ struct LimitsTests {
         #expect(limiter.check(clientID: "c", policy: policy, time: time).outcome == .allowed)
         let denied = limiter.check(clientID: "c", policy: policy, time: time)
         #expect(denied.outcome == .quotaExceeded(retryAfter: 10))
-        #expect(denied.rateLimitHeader == "\"day\";r=0;t=10")
+        #expect(denied.rateLimitHeader?.description == "\"day\";r=0;t=10")
         time.unixSeconds = midnight - 1
         #expect(limiter.check(clientID: "c", policy: policy, time: time).outcome == .quotaExceeded(retryAfter: 1))
         time.unixSeconds = midnight
         let fresh = limiter.check(clientID: "c", policy: policy, time: time)
         #expect(fresh.outcome == .allowed)
-        #expect(fresh.rateLimitHeader == "\"day\";r=1;t=86400")
+        #expect(fresh.rateLimitHeader?.description == "\"day\";r=1;t=86400")
     }
 
     @Test func quotaUsageSurvivesAPolicyReshape() {
@@ -132,14 +132,14 @@ struct LimitsTests {
         #expect(verdict.outcome == .allowed)
         #expect(verdict.policyHeader == "\"second\";q=10;w=1, \"minute\";q=3;w=60, \"minute-2\";q=1000;w=60, \"day\";q=100;w=86400")
         // minute has 2 left, fewer than any other.
-        #expect(verdict.rateLimitHeader == "\"minute\";r=2;t=20")
+        #expect(verdict.rateLimitHeader?.description == "\"minute\";r=2;t=20")
     }
 
     @Test func tiesGoToTheShortestWindow() {
         let policy = CompiledPolicy(
             PolicyConfig(id: "p", rateLimits: [RateLimitConfig(limit: 2, per: .hour), RateLimitConfig(limit: 2, per: .second)], quotas: []))
         let verdict = PolicyLimiter().check(clientID: "c", policy: policy, time: DecisionTime(monotonicNanos: 0, unixSeconds: 0))
-        #expect(verdict.rateLimitHeader == "\"second\";r=1;t=1")
+        #expect(verdict.rateLimitHeader?.description == "\"second\";r=1;t=1")
     }
 
     @Test func clientsHaveIndependentBuckets() {

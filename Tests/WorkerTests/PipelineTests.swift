@@ -33,7 +33,7 @@ struct PipelineTests {
         #expect(response.policyID == "tight")
         #expect(response.stripPrefixBytes == 0)
         #expect(response.rateLimitPolicy == "\"second\";q=2;w=1, \"minute\";q=5;w=60")
-        #expect(response.rateLimit == "\"second\";r=1;t=1")
+        #expect(response.rateLimit?.description == "\"second\";r=1;t=1")
     }
 
     @Test func row1MissingIdentity() throws {
@@ -137,7 +137,7 @@ struct PipelineTests {
         let limited = engine.decide(Fixture.request())
         expectDenied(limited, 429, .rateLimitExceeded, .rateLimit)
         #expect(limited.retryAfterSeconds == 1)
-        #expect(limited.rateLimit == "\"second\";r=0;t=1")
+        #expect(limited.rateLimit?.description == "\"second\";r=0;t=1")
         // One token flows back every 500 ms at 2/s.
         clock.advance(nanos: 499_999_999)
         expectDenied(engine.decide(Fixture.request()), 429, .rateLimitExceeded, .rateLimit)
@@ -174,7 +174,7 @@ struct PipelineTests {
         expectDenied(denied, 429, .quotaExceeded, .quota)
         #expect(denied.retryAfterSeconds == 100)
         #expect(denied.rateLimitPolicy == "\"day\";q=3;w=86400")
-        #expect(denied.rateLimit == "\"day\";r=0;t=100")
+        #expect(denied.rateLimit?.description == "\"day\";r=0;t=100")
         clock.advance(seconds: 100)
         #expect(engine.decide(Fixture.request(client: "globex", profile: "globex-token", ip: nil)).outcome == .allow)
     }

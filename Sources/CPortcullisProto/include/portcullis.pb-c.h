@@ -121,9 +121,11 @@ struct  Portcullis__V1__DecisionResponse
    */
   ProtobufCBinaryData ratelimit_policy;
   /*
-   * RateLimit header value
+   * RateLimit header (SPEC §2) as its parts: the router writes
+   * `"<name>";r=<remaining>;t=<reset>`, so neither side builds a string per
+   * request. An empty name means no header.
    */
-  ProtobufCBinaryData ratelimit;
+  ProtobufCBinaryData ratelimit_name;
   /*
    * on ALLOW: the collection whose upstream serves it
    */
@@ -140,10 +142,15 @@ struct  Portcullis__V1__DecisionResponse
    * for the decision log
    */
   ProtobufCBinaryData policy_id;
+  uint64_t ratelimit_remaining;
+  /*
+   * seconds
+   */
+  uint64_t ratelimit_reset;
 };
 #define PORTCULLIS__V1__DECISION_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&portcullis__v1__decision_response__descriptor) \
-    , PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__ALLOW, 0, {0,NULL}, {0,NULL}, {0,NULL}, 0, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, 0, {0,NULL}, {0,NULL} }
+    , PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__ALLOW, 0, {0,NULL}, {0,NULL}, {0,NULL}, 0, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, 0, {0,NULL}, {0,NULL}, 0, 0 }
 
 
 /*

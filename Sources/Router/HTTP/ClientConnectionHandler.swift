@@ -391,7 +391,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         case .malformed(let why): refusal = GatewayError(400, .badRequest, .malformedRequest, "malformed request: \(why)", closeConnection: true)
         }
         let requestID = self.loop.requestIDs.make()
-        self.writeLocal(refusal, requestID: requestID, minorVersion: 1, rateLimitPolicy: "", rateLimit: "", close: true)
+        self.writeLocal(refusal, requestID: requestID, minorVersion: 1, rateLimitPolicy: "", rateLimit: nil, close: true)
         self.logRefusal(
             DecisionRecord(
                 unixMillis: WallClock.nowMillis(), requestID: requestID.string, clientID: "", profileID: "", authType: "", policyID: "",
@@ -529,7 +529,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         var out = context.channel.allocator.buffer(capacity: head.rewrittenBound + 256 + bodyRoom)
         HeadWriter.clientResponse(
             head, clientMinorVersion: exchange.head.minorVersion, requestID: exchange.requestID,
-            rateLimitPolicy: exchange.decision?.rateLimitPolicy ?? "", rateLimit: exchange.decision?.rateLimit ?? "",
+            rateLimitPolicy: exchange.decision?.rateLimitPolicy ?? "", rateLimit: exchange.decision?.rateLimit,
             dropTransferEncoding: dechunk, connection: connection, hsts: self.tls, into: &out)
         self.writePendingOut(context)
         self.pendingOut = out
@@ -641,7 +641,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let connection = !exchange.keepAlive || self.draining
         self.writeLocal(
             error, requestID: exchange.requestID, minorVersion: exchange.head.minorVersion,
-            rateLimitPolicy: exchange.decision?.rateLimitPolicy ?? "", rateLimit: exchange.decision?.rateLimit ?? "",
+            rateLimitPolicy: exchange.decision?.rateLimitPolicy ?? "", rateLimit: exchange.decision?.rateLimit,
             close: connection, keepAliveHeader: exchange.head.minorVersion == 0 && !connection)
         self.log(exchange, status: error.status, reason: error.reason)
         if connection {
@@ -654,7 +654,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
     }
 
     private func writeLocal(
-        _ error: GatewayError, requestID: RequestID, minorVersion: Int, rateLimitPolicy: String, rateLimit: String, close: Bool,
+        _ error: GatewayError, requestID: RequestID, minorVersion: Int, rateLimitPolicy: String, rateLimit: RateLimitValue?, close: Bool,
         keepAliveHeader: Bool = false
     ) {
         guard let context = self.context else { return }
@@ -741,7 +741,7 @@ final class ClientConnectionHandler: ChannelDuplexHandler {
         let now = NIODeadline.now()
         if let deadline = self.headerDeadline, deadline <= now, self.exchange == nil {
             let requestID = self.loop.requestIDs.make()
-            self.writeLocal(.headerTimeout, requestID: requestID, minorVersion: 1, rateLimitPolicy: "", rateLimit: "", close: true)
+            self.writeLocal(.headerTimeout, requestID: requestID, minorVersion: 1, rateLimitPolicy: "", rateLimit: nil, close: true)
             self.logRefusal(
                 DecisionRecord(
                     unixMillis: WallClock.nowMillis(), requestID: requestID.string, clientID: "", profileID: "", authType: "",

@@ -313,7 +313,7 @@ enum HeadWriter {
 
     /// The response head sent to the client for an upstream response.
     static func clientResponse(
-        _ head: HTTPHead, clientMinorVersion: Int, requestID: RequestID, rateLimitPolicy: String, rateLimit: String,
+        _ head: HTTPHead, clientMinorVersion: Int, requestID: RequestID, rateLimitPolicy: String, rateLimit: RateLimitValue?,
         dropTransferEncoding: Bool, connection: ConnectionHeader, hsts: Bool = false, into out: inout ByteBuffer
     ) {
         let bound = head.rewrittenBound + self.gatewayFieldsBound(requestID: requestID, rateLimitPolicy: rateLimitPolicy, rateLimit: rateLimit) + 64
@@ -359,7 +359,7 @@ enum HeadWriter {
 
     /// A response the gateway writes itself, with the SPEC §2 JSON body.
     static func localResponse(
-        _ error: GatewayError, requestID: RequestID, clientMinorVersion: Int, rateLimitPolicy: String = "", rateLimit: String = "",
+        _ error: GatewayError, requestID: RequestID, clientMinorVersion: Int, rateLimitPolicy: String = "", rateLimit: RateLimitValue? = nil,
         connection: ConnectionHeader, hsts: Bool = false, into out: inout ByteBuffer
     ) {
         let body = error.jsonBody(requestID: requestID.string)
@@ -391,12 +391,12 @@ enum HeadWriter {
     }
 
     /// Upper bound of what `gatewayFields` writes.
-    private static func gatewayFieldsBound(requestID: RequestID, rateLimitPolicy: String, rateLimit: String) -> Int {
-        requestID.utf8Count + rateLimitPolicy.utf8.count + rateLimit.utf8.count + 160
+    private static func gatewayFieldsBound(requestID: RequestID, rateLimitPolicy: String, rateLimit: RateLimitValue?) -> Int {
+        requestID.utf8Count + rateLimitPolicy.utf8.count + (rateLimit?.maxBytes ?? 0) + 160
     }
 
     private static func gatewayFields(
-        requestID: RequestID, rateLimitPolicy: String, rateLimit: String, connection: ConnectionHeader, hsts: Bool,
+        requestID: RequestID, rateLimitPolicy: String, rateLimit: RateLimitValue?, connection: ConnectionHeader, hsts: Bool,
         into out: inout ByteWriter
     ) {
         out.write("X-Request-ID: ")
@@ -408,8 +408,11 @@ enum HeadWriter {
         if !rateLimitPolicy.isEmpty {
             out.write("RateLimit-Policy: ")
             out.write(rateLimitPolicy)
-            out.write("\r\nRateLimit: ")
-            out.write(rateLimit)
+            out.write("\r\n")
+        }
+        if let rateLimit {
+            out.write("RateLimit: ")
+            rateLimit.write(into: &out)
             out.write("\r\n")
         }
         switch connection {

@@ -59,16 +59,18 @@ public enum FrameCodec {
             message.status = UInt32(clamping: decision.status)
             message.retry_after_s = UInt32(clamping: decision.retryAfterSeconds)
             message.strip_prefix_bytes = UInt32(clamping: decision.stripPrefixBytes)
+            message.ratelimit_remaining = UInt64(max(0, decision.rateLimit?.remaining ?? 0))
+            message.ratelimit_reset = UInt64(max(0, decision.rateLimit?.reset ?? 0))
             withBinaryViews([
                 decision.errorCode, decision.reason, decision.message, decision.allow, decision.rateLimitPolicy,
-                decision.rateLimit, decision.collectionID, decision.authType, decision.policyID,
+                decision.rateLimit?.name ?? "", decision.collectionID, decision.authType, decision.policyID,
             ]) { v in
                 message.error_code = v[0].binaryData
                 message.reason = v[1].binaryData
                 message.message = v[2].binaryData
                 message.allow = v[3].binaryData
                 message.ratelimit_policy = v[4].binaryData
-                message.ratelimit = v[5].binaryData
+                message.ratelimit_name = v[5].binaryData
                 message.collection_id = v[6].binaryData
                 message.auth_type = v[7].binaryData
                 message.policy_id = v[8].binaryData
@@ -77,7 +79,7 @@ public enum FrameCodec {
                 withUnsafeMutablePointer(to: &message) { pointer in
                     envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_DECISION
                     envelope.decision = pointer
-                    pack(&envelope, bound: packedBound(textBytes: textBytes, fields: 13), into: &buffer)
+                    pack(&envelope, bound: packedBound(textBytes: textBytes, fields: 15), into: &buffer)
                 }
             }
         case .config(let snapshot):
@@ -331,7 +333,12 @@ public enum FrameCodec {
                     outcome: outcome, status: Int(m.status), errorCode: texts.text(m.error_code, &texts.errorCode),
                     reason: texts.text(m.reason, &texts.reason), message: texts.text(m.message, &texts.message),
                     retryAfterSeconds: Int(m.retry_after_s), allow: texts.text(m.allow, &texts.allow),
-                    rateLimitPolicy: texts.text(m.ratelimit_policy, &texts.rateLimitPolicy), rateLimit: text(m.ratelimit),
+                    rateLimitPolicy: texts.text(m.ratelimit_policy, &texts.rateLimitPolicy),
+                    rateLimit: m.ratelimit_name.len == 0
+                        ? nil
+                        : RateLimitValue(
+                            name: texts.text(m.ratelimit_name, &texts.rateLimitName),
+                            remaining: Int(clamping: m.ratelimit_remaining), reset: Int(clamping: m.ratelimit_reset)),
                     collectionID: texts.text(m.collection_id, &texts.collectionID), stripPrefixBytes: Int(m.strip_prefix_bytes),
                     authType: texts.text(m.auth_type, &texts.authType), policyID: texts.text(m.policy_id, &texts.policyID)
                 ))
@@ -392,6 +399,7 @@ public struct RecentTexts: Sendable {
     var message = ""
     var allow = ""
     var rateLimitPolicy = ""
+    var rateLimitName = ""
     var collectionID = ""
     var authType = ""
     var policyID = ""

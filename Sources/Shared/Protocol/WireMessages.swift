@@ -2,7 +2,7 @@
 /// `FrameCodec` touches the protobuf-c structs.
 public enum WireProtocol {
     /// Bump on any change an older peer would misread (see the .proto).
-    public static let version: UInt32 = 3
+    public static let version: UInt32 = 4
     /// Router -> worker frames carry config snapshots, so they may be large.
     public static let maxRouterFrameBytes = 64 << 20
     /// Worker -> router frames are decisions and acks: small.
@@ -22,6 +22,37 @@ public struct Hello: Sendable, Equatable {
         self.workerIndex = workerIndex
         self.pid = pid
     }
+}
+
+/// The `RateLimit` header's value (SPEC §2, draft-ietf-httpapi-ratelimit-
+/// headers): the tightest limit's name, requests remaining and seconds until
+/// reset. Carried as parts and written by the router, because a string of
+/// it, different for every request, cost an allocation on both sides.
+public struct RateLimitValue: Sendable, Equatable, CustomStringConvertible {
+    public let name: String
+    public let remaining: Int
+    public let reset: Int
+
+    public init(name: String, remaining: Int, reset: Int) {
+        self.name = name
+        self.remaining = remaining
+        self.reset = reset
+    }
+
+    /// At most what `write(into:)` writes.
+    public var maxBytes: Int { self.name.utf8.count + 48 }
+
+    public func write(into out: inout ByteWriter) {
+        out.write(byte: UInt8(ascii: "\""))
+        out.write(self.name)
+        out.write("\";r=")
+        out.write(decimal: self.remaining)
+        out.write(";t=")
+        out.write(decimal: self.reset)
+    }
+
+    /// `"second";r=9;t=1`
+    public var description: String { String.writing(self.maxBytes) { self.write(into: &$0) } }
 }
 
 /// What the worker decides on. A class of constants, like
@@ -81,7 +112,7 @@ public final class DecisionResponse: Sendable, Equatable, CustomStringConvertibl
     public let retryAfterSeconds: Int
     public let allow: String
     public let rateLimitPolicy: String
-    public let rateLimit: String
+    public let rateLimit: RateLimitValue?
     public let collectionID: String
     public let stripPrefixBytes: Int
     public let authType: String
@@ -89,7 +120,7 @@ public final class DecisionResponse: Sendable, Equatable, CustomStringConvertibl
 
     public init(
         outcome: Outcome, status: Int = 200, errorCode: String = "", reason: String = "", message: String = "",
-        retryAfterSeconds: Int = 0, allow: String = "", rateLimitPolicy: String = "", rateLimit: String = "",
+        retryAfterSeconds: Int = 0, allow: String = "", rateLimitPolicy: String = "", rateLimit: RateLimitValue? = nil,
         collectionID: String = "", stripPrefixBytes: Int = 0, authType: String = "", policyID: String = ""
     ) {
         self.outcome = outcome
@@ -117,7 +148,7 @@ public final class DecisionResponse: Sendable, Equatable, CustomStringConvertibl
     public var description: String {
         "DecisionResponse(\(self.outcome), \(self.status), errorCode: \(self.errorCode), reason: \(self.reason), "
             + "message: \(self.message), retryAfter: \(self.retryAfterSeconds), allow: \(self.allow), "
-            + "rateLimitPolicy: \(self.rateLimitPolicy), rateLimit: \(self.rateLimit), collection: \(self.collectionID), "
+            + "rateLimitPolicy: \(self.rateLimitPolicy), rateLimit: \(self.rateLimit?.description ?? ""), collection: \(self.collectionID), "
             + "strip: \(self.stripPrefixBytes), authType: \(self.authType), policy: \(self.policyID))"
     }
 }

@@ -109,7 +109,7 @@ final class WorkerEngine {
         let authType = context.profile?.authType.rawValue ?? ""
         let policyID = context.client?.policy?.id ?? ""
         let rateLimitPolicy = context.limits?.policyHeader ?? ""
-        let rateLimit = context.limits?.rateLimitHeader ?? ""
+        let rateLimit = context.limits?.rateLimitHeader
         switch decision {
         case .allowed(let allowance):
             return DecisionResponse(
