@@ -443,3 +443,41 @@ struct DecisionRecordTests {
         #expect(!line.contains("SECRET"))
     }
 }
+
+@Suite("Field names")
+struct FieldNameTests {
+    /// Every name the gateway acts on, in odd case, next to near misses of
+    /// the same length: the parser's one recognition must equal a plain
+    /// case-insensitive comparison.
+    @Test func parserRecognisesEachNameWhateverItsCase() throws {
+        let known: [(String, FieldName)] = [
+            ("Host", .host), ("CONNECTION", .connection), ("keep-Alive", .keepAlive), ("TE", .te), ("Trailer", .trailer),
+            ("Upgrade", .upgrade), ("Proxy-Connection", .proxyConnection), ("Proxy-Authenticate", .proxyAuthenticate),
+            ("Proxy-Authorization", .proxyAuthorization), ("Transfer-Encoding", .transferEncoding),
+            ("Content-Length", .contentLength), ("Expect", .expect), ("Authorization", .authorization),
+            ("X-Client-ID", .xClientID), ("x-profile-id", .xProfileID), ("X-Request-Id", .xRequestID),
+            ("X-Forwarded-For", .xForwardedFor), ("X-Forwarded-Host", .xForwardedHost), ("X-Forwarded-Proto", .xForwardedProto),
+            ("RateLimit", .rateLimit), ("RateLimit-Policy", .rateLimitPolicy),
+            ("Strict-Transport-Security", .strictTransportSecurity), ("X-SSL-Client-S-DN", .xSSLClientSubject),
+            ("X-SSL-Client-Verify", .xSSLClientVerify), ("X-SSL-Client-Fingerprint", .xSSLClientFingerprint),
+            ("X-Forwarded-Client-Cert", .xForwardedClientCert), ("X-Consumer-Client-ID", .xConsumer), ("x-consumer-x", .xConsumer),
+            // Near misses: same lengths, one byte off, or a bare prefix.
+            ("Hosts", .other), ("Hist", .other), ("Connectiom", .other), ("X-Client-IE", .other), ("Authorisation", .other),
+            ("Content-Lengtg", .other), ("X-Consumer-", .other), ("X-Consumer", .other), ("Y-Consumer-Id", .other),
+            ("Transfer_Encoding", .other), ("TF", .other),
+        ]
+        var text = "GET / HTTP/1.1\r\n"
+        for (name, _) in known { text += "\(name): v\r\n" }
+        text += "\r\n"
+        var parser = HTTPHeadParser(kind: .request, maxHeadBytes: 8192)
+        guard case .head(let head, _) = parser.parse(ByteBuffer(string: text)) else {
+            Issue.record("head not parsed")
+            return
+        }
+        #expect(head.fields.count == known.count)
+        for (field, (name, expected)) in zip(head.fields, known) {
+            #expect(field.name == expected, "\(name)")
+            #expect(head.name(field) == name)
+        }
+    }
+}

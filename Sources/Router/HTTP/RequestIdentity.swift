@@ -24,35 +24,35 @@ struct RequestIdentity {
         var seenProfile = false
         var seenAuthorization = false
         for field in head.fields {
-            switch field.nameEnd - field.nameStart {
-            case 11 where head.nameIs(field, "x-client-id"):
+            switch field.name {
+            case .xClientID:
                 if seenClient { self.duplicate = "X-Client-ID" }
                 seenClient = true
                 self.clientID = field.valueRange
-            case 12 where head.nameIs(field, "x-profile-id"):
+            case .xProfileID:
                 if seenProfile { self.duplicate = "X-Profile-ID" }
                 seenProfile = true
                 self.profileID = field.valueRange
-            case 12 where head.nameIs(field, "x-request-id"):
+            case .xRequestID:
                 if self.requestID == nil { self.requestID = field.valueRange }
-            case 13 where head.nameIs(field, "authorization"):
+            case .authorization:
                 if seenAuthorization { self.duplicate = "Authorization" }
                 seenAuthorization = true
                 self.authorization = field.valueRange
-            case 15 where head.nameIs(field, "x-forwarded-for"):
+            case .xForwardedFor:
                 self.forwardedFor.append(field)
-            case 6 where head.nameIs(field, "expect"):
+            case .expect:
                 self.expectsContinue = head.valueHasToken(field, "100-continue")
-            case 17 where head.nameIs(field, "x-ssl-client-s-dn"):
+            case .xSSLClientSubject:
                 if self.sslClientSubject != nil { self.duplicate = "X-SSL-Client-S-DN" }
                 self.sslClientSubject = field
-            case 19 where head.nameIs(field, "x-ssl-client-verify"):
+            case .xSSLClientVerify:
                 if self.sslClientVerify != nil { self.duplicate = "X-SSL-Client-Verify" }
                 self.sslClientVerify = field
-            case 23 where head.nameIs(field, "x-forwarded-client-cert"):
+            case .xForwardedClientCert:
                 // Several fields are one comma-separated list (RFC 9110 §5.3).
                 self.forwardedClientCert.append(field)
-            case 24 where head.nameIs(field, "x-ssl-client-fingerprint"):
+            case .xSSLClientFingerprint:
                 if self.sslClientFingerprint != nil { self.duplicate = "X-SSL-Client-Fingerprint" }
                 self.sslClientFingerprint = field
             default:

@@ -22,11 +22,11 @@ extension HTTPHead {
         var contentLength: Int? = nil
         var transferEncoding: [HTTPField] = []
         for field in self.fields {
-            if self.nameIs(field, "content-length") {
+            if field.name == .contentLength {
                 guard let value = self.contentLengthValue(field) else { return .failure(.malformed("bad Content-Length")) }
                 if let existing = contentLength, existing != value { return .failure(.malformed("conflicting Content-Length")) }
                 contentLength = value
-            } else if self.nameIs(field, "transfer-encoding") {
+            } else if field.name == .transferEncoding {
                 transferEncoding.append(field)
             }
         }
@@ -50,10 +50,10 @@ extension HTTPHead {
         var chunked = false
         var transferEncodingSeen = false
         for field in self.fields {
-            if self.nameIs(field, "transfer-encoding") {
+            if field.name == .transferEncoding {
                 transferEncodingSeen = true
                 chunked = self.lastTokenIs(field, "chunked")
-            } else if self.nameIs(field, "content-length") {
+            } else if field.name == .contentLength {
                 guard let value = self.contentLengthValue(field) else { return .failure(.malformed("bad Content-Length")) }
                 if let existing = contentLength, existing != value { return .failure(.malformed("conflicting Content-Length")) }
                 contentLength = value
@@ -72,7 +72,7 @@ extension HTTPHead {
     var keepAlive: Bool {
         var close = false
         var keepAlive = false
-        for field in self.fields where self.nameIs(field, "connection") {
+        for field in self.fields where field.name == .connection {
             if self.valueHasToken(field, "close") { close = true }
             if self.valueHasToken(field, "keep-alive") { keepAlive = true }
         }

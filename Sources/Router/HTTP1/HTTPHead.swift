@@ -7,6 +7,8 @@ struct HTTPField: Equatable {
     let nameEnd: Int32
     let valueStart: Int32
     let valueEnd: Int32
+    /// What the parser recognised the name as (`FieldName.of`).
+    let name: FieldName
 }
 
 /// A parsed request or response head. The fields point into `bytes`, the
@@ -46,12 +48,6 @@ struct HTTPHead {
     var status: Int {
         guard case .response(let status, _) = self.startLine else { return 0 }
         return status
-    }
-
-    /// Case-insensitive comparison of a field name with a lower-case literal.
-    @inline(__always)
-    func nameIs(_ field: HTTPField, _ lower: StaticString) -> Bool {
-        self.bytes(Int(field.nameStart)..<Int(field.nameEnd), equalFolded: lower)
     }
 
     /// Case-insensitive comparison of a whole field value with a lower-case literal.

@@ -119,7 +119,10 @@ struct HTTPHeadParser {
                     return .failure(.malformed("control character in header value"))
                 }
                 guard fields.count < Self.maxFields else { return .failure(.tooLarge) }
-                fields.append(HTTPField(nameStart: Int32(index), nameEnd: Int32(colon), valueStart: Int32(valueStart), valueEnd: Int32(valueEnd)))
+                fields.append(
+                    HTTPField(
+                        nameStart: Int32(index), nameEnd: Int32(colon), valueStart: Int32(valueStart), valueEnd: Int32(valueEnd),
+                        name: FieldName.of(raw, start: index, length: colon - index)))
                 index = end + 2
             }
             return .success(HTTPHead(bytes: bytes, startLine: startLine, minorVersion: minor, fields: fields))

@@ -21,59 +21,24 @@ enum FieldRole {
 }
 
 extension HTTPHead {
-    /// One pass of length-bucketed comparisons per field.
+    /// From the name the parser recognised.
     func role(of field: HTTPField) -> FieldRole {
-        switch field.nameEnd - field.nameStart {
-        case 2:
-            if self.nameIs(field, "te") { return .hopByHop }
-        case 4:
-            if self.nameIs(field, "host") { return .host }
-        case 6:
-            if self.nameIs(field, "expect") { return .expect }
-        case 7:
-            if self.nameIs(field, "trailer") || self.nameIs(field, "upgrade") { return .hopByHop }
-        case 9:
-            if self.nameIs(field, "ratelimit") { return .rateLimit }
-        case 10:
-            if self.nameIs(field, "connection") || self.nameIs(field, "keep-alive") { return .hopByHop }
-        case 12:
-            if self.nameIs(field, "x-request-id") { return .requestID }
-        case 13:
-            if self.nameIs(field, "authorization") { return .authorization }
-        case 15:
-            if self.nameIs(field, "x-forwarded-for") { return .forwardedFor }
-        case 16:
-            if self.nameIs(field, "x-forwarded-host") { return .forwardedHost }
-            if self.nameIs(field, "proxy-connection") { return .hopByHop }
-            if self.nameIs(field, "ratelimit-policy") { return .rateLimit }
-        case 17:
-            if self.nameIs(field, "x-forwarded-proto") { return .forwardedProto }
-            if self.nameIs(field, "transfer-encoding") { return .transferEncoding }
-            if self.nameIs(field, "x-ssl-client-s-dn") { return .clientCert }
-        case 18:
-            if self.nameIs(field, "proxy-authenticate") { return .hopByHop }
-        case 19:
-            if self.nameIs(field, "proxy-authorization") { return .hopByHop }
-            if self.nameIs(field, "x-ssl-client-verify") { return .clientCert }
-        case 23:
-            if self.nameIs(field, "x-forwarded-client-cert") { return .clientCert }
-        case 25:
-            if self.nameIs(field, "strict-transport-security") { return .strictTransportSecurity }
-        case 24:
-            if self.nameIs(field, "x-ssl-client-fingerprint") { return .clientCert }
-        default:
-            break
-        }
-        if field.nameEnd - field.nameStart > 11 && self.hasPrefix(field, "x-consumer-") { return .consumer }
-        return .other
-    }
-
-    private func hasPrefix(_ field: HTTPField, _ lower: StaticString) -> Bool {
-        self.bytes.withUnsafeReadableBytes { raw in
-            for index in 0..<lower.utf8CodeUnitCount where raw[Int(field.nameStart) + index] | 0x20 != lower.utf8Start[index] {
-                return false
-            }
-            return true
+        switch field.name {
+        case .te, .trailer, .upgrade, .connection, .keepAlive, .proxyConnection, .proxyAuthenticate, .proxyAuthorization:
+            return .hopByHop
+        case .host: return .host
+        case .expect: return .expect
+        case .rateLimit, .rateLimitPolicy: return .rateLimit
+        case .xRequestID: return .requestID
+        case .authorization: return .authorization
+        case .xForwardedFor: return .forwardedFor
+        case .xForwardedHost: return .forwardedHost
+        case .xForwardedProto: return .forwardedProto
+        case .transferEncoding: return .transferEncoding
+        case .xSSLClientSubject, .xSSLClientVerify, .xSSLClientFingerprint, .xForwardedClientCert: return .clientCert
+        case .strictTransportSecurity: return .strictTransportSecurity
+        case .xConsumer: return .consumer
+        case .contentLength, .xClientID, .xProfileID, .other: return .other
         }
     }
 
@@ -81,7 +46,7 @@ extension HTTPHead {
     /// by declaration (RFC 9110 §7.6.1). Usually empty.
     func connectionListedNames() -> [[UInt8]] {
         var names: [[UInt8]] = []
-        for field in self.fields where self.nameIs(field, "connection") {
+        for field in self.fields where field.name == .connection {
             // The common values, compared in place without building strings.
             if self.valueIs(field, "keep-alive") || self.valueIs(field, "close") { continue }
             for token in self.value(field).split(separator: ",") {
