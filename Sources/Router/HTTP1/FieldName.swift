@@ -82,9 +82,11 @@ enum FieldName: UInt8 {
     }
 
     /// Whether the `lower.utf8CodeUnitCount` bytes at `name` equal `lower`
-    /// without case, eight at a time.
+    /// without case, eight at a time. OR-ing 0x20 folds letters; the
+    /// literals compared here hold only letters, digits and '-', which no
+    /// other byte of a name or a field value folds onto.
     @inline(__always)
-    private static func equalFolded(_ name: UnsafeRawPointer, _ lower: StaticString) -> Bool {
+    static func equalFolded(_ name: UnsafeRawPointer, _ lower: StaticString) -> Bool {
         let count = lower.utf8CodeUnitCount
         let expected = UnsafeRawPointer(lower.utf8Start)
         var offset = 0

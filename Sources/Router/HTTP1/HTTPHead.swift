@@ -61,11 +61,8 @@ struct HTTPHead {
     private func bytes(_ range: Range<Int>, equalFolded lower: StaticString) -> Bool {
         guard range.count == lower.utf8CodeUnitCount else { return false }
         return self.bytes.withUnsafeReadableBytes { raw in
-            let expected = lower.utf8Start
-            for index in 0..<range.count where raw[range.lowerBound + index] | 0x20 != expected[index] | 0x20 {
-                return false
-            }
-            return true
+            guard let base = raw.baseAddress, range.lowerBound >= 0, range.upperBound <= raw.count else { return false }
+            return FieldName.equalFolded(base + range.lowerBound, lower)
         }
     }
 

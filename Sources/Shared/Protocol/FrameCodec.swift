@@ -377,7 +377,7 @@ public enum FrameCodec {
     /// A `bytes` field holding UTF-8 text (invalid sequences repaired, as
     /// `String(cString:)` did for the former `string` fields).
     @inline(__always)
-    private static func text(_ field: ProtobufCBinaryData) -> String {
+    fileprivate static func text(_ field: ProtobufCBinaryData) -> String {
         guard field.len > 0, let data = field.data else { return "" }
         return String(decoding: UnsafeBufferPointer(start: data, count: field.len), as: UTF8.self)
     }
@@ -414,7 +414,7 @@ public struct RecentTexts: Sendable {
             return memcmp(base, data, field.len) == 0
         }
         if same == true { return last }
-        last = String(decoding: UnsafeBufferPointer(start: data, count: field.len), as: UTF8.self)
+        last = FrameCodec.text(field)
         return last
     }
 }
