@@ -9,8 +9,16 @@ import Glibc
 /// directory that a failing test prints.
 enum Binaries {
     /// `swift build --build-tests` puts the executables beside the test
-    /// bundle, whose path is this process's own.
-    static let directory: URL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+    /// bundle, whose path is this process's own. `PORTCULLIS_TEST_BIN_DIR`
+    /// points the tests at other binaries instead, e.g. the release build
+    /// of `scripts/release-build`, whose link-time optimisation the debug
+    /// build does not have.
+    static let directory: URL = {
+        if let dir = ProcessInfo.processInfo.environment["PORTCULLIS_TEST_BIN_DIR"], !dir.isEmpty {
+            return URL(fileURLWithPath: dir)
+        }
+        return URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+    }()
 
     static func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
 }
