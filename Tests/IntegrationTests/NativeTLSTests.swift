@@ -168,6 +168,46 @@ struct NativeTLSTests {
         // Still up and serving after the refused handshakes.
         #expect(try Self.request(port: tlsPort, pki: pki, certificate: "client", profile: "acme-cert")?.hasPrefix("HTTP/1.1 200") == true)
     }
+
+    /// SIGTERM drains both listeners. Each has its own quiescing helper: a
+    /// shared one only ever collected the first listener's connections, so
+    /// the TLS port kept accepting through the drain. And the drain leaves
+    /// nothing to run on event loops that have stopped (NIO prints an error
+    /// for that today and will crash on it in later versions).
+    @Test func sigtermClosesTheTLSListenerToo() throws {
+        let pki = try PKI()
+        defer { try? FileManager.default.removeItem(at: pki.directory) }
+        let holding = try HoldingUpstream(holdMilliseconds: 1_500)
+        defer { holding.stop() }
+        let tlsPort = Ports.free()
+        let cluster = try Cluster(workers: 1) { cluster in
+            cluster.serverBlock(extra: """
+                  tls: { listen: "127.0.0.1:\(tlsPort)", cert: "\(pki.path("server.pem"))", key: "\(pki.path("server.key"))" }
+                """) + "\n" + """
+                collections:
+                  - id: held
+                    upstream: { url: "http://127.0.0.1:\(holding.port)", timeout_ms: 5000 }
+                    routes: [ { path_prefix: /held } ]
+                clients:
+                  - id: acme
+                    collections: [held]
+                    profiles: [ { id: acme-open, auth: { type: none } } ]
+                """
+        }
+        defer { cluster.stop() }
+        #expect((try? HTTPClient(port: tlsPort)) != nil, "the TLS listener accepts before the signal")
+        let inFlight = try HTTPClient(port: cluster.port)
+        try inFlight.send("GET /held/1 HTTP/1.1\r\nHost: t\r\nX-Client-ID: acme\r\nX-Profile-ID: acme-open\r\n\r\n")
+        try waitUntil(5, "the request to reach the upstream") { holding.received >= 1 }
+        cluster.router.signal(SIGTERM)
+        // While that request is still held upstream, the TLS port refuses.
+        try waitUntil(1, "the TLS listener to close") { (try? HTTPClient(port: tlsPort)) == nil }
+        #expect(holding.received == 1)
+        #expect((try? inFlight.readResponse())?.status == 200, "the request in flight still gets its answer")
+        try waitUntil(15, "router exit") { !cluster.router.isRunning }
+        #expect(cluster.router.process.terminationStatus == 0)
+        #expect(!cluster.router.stderr.contains("Cannot schedule tasks"), "nothing is left for the stopped event loops")
+    }
 }
 
 /// The router's HTTPS client for OIDC discovery and JWKS, against a real

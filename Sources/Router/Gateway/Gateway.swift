@@ -5,6 +5,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOExtras
 import NIOPosix
+import NIOSSL
 import Shared
 
 /// The router process: loads the config, starts the event loops and the
@@ -34,7 +35,12 @@ final class Gateway: @unchecked Sendable {
     private var mongo: MongoConfigSource?
     private(set) var management: ManagementAPI!
     private var apiPool: NIOThreadPool?
-    private let quiesceLock = NIOLock()
+    /// One quiescing helper per listener: a helper hands out a single
+    /// collector, so one shared by the plain and the TLS listener left the
+    /// TLS one accepting, its connections unquiesced, during a drain.
+    /// `drain` takes them out and lets them go while the event loops still
+    /// run: a helper's deinit completes a promise on one of them.
+    private let quiescers = NIOLockedValueBox<[ServerQuiescingHelper]>([])
     private let applyLock = NIOLock()
     /// The clients in force by id (under `applyLock`), to find what a change touched.
     private var clientIndex: [String: ClientConfig] = [:]
@@ -259,11 +265,10 @@ final class Gateway: @unchecked Sendable {
             throw GatewayStartError(message: "workers did not come up within 30 s (see the worker log lines above)")
         }
 
-        let quiesce = ServerQuiescingHelper(group: self.group)
-        let listener = try HTTPListener.bind(group: self.group, address: config.listen, loops: self.loops, quiesce: quiesce)
+        let listener = try self.bindListener(config.listen, tls: nil)
         var tlsListener: (any Channel)? = nil
         if let tls = server.tls, let address = HostPort(tls.listen), let tlsContext {
-            tlsListener = try HTTPListener.bind(group: self.group, address: address, loops: self.loops, quiesce: quiesce, tls: tlsContext)
+            tlsListener = try self.bindListener(address, tls: tlsContext)
         }
         let apiPool = NIOThreadPool(numberOfThreads: 2)
         apiPool.start()
@@ -298,7 +303,7 @@ final class Gateway: @unchecked Sendable {
             signal(sig, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: sig, queue: signalQueue)
             source.setEventHandler { [self] in
-                self.drain(quiesce: quiesce, admin: admin, signal: sig)
+                self.drain(admin: admin, signal: sig)
                 done.signal()
             }
             source.resume()
@@ -309,7 +314,31 @@ final class Gateway: @unchecked Sendable {
         return 0
     }
 
-    private func drain(quiesce: ServerQuiescingHelper, admin: any Channel, signal sig: Int32) {
+    /// A client listener with its own quiescing helper (see `quiescers`).
+    private func bindListener(_ address: HostPort, tls: NIOSSLContext?) throws -> any Channel {
+        let quiesce = ServerQuiescingHelper(group: self.group)
+        self.quiescers.withLockedValue { $0.append(quiesce) }
+        return try HTTPListener.bind(group: self.group, address: address, loops: self.loops, quiesce: quiesce, tls: tls)
+    }
+
+    /// Closes every client listener and waits, up to the drain timeout, for
+    /// the connections they accepted to finish. The helpers are released
+    /// when this returns, before the event loops stop.
+    private func quiesceListeners() -> Bool {
+        let helpers = self.quiescers.withLockedValue { helpers in
+            defer { helpers = [] }
+            return helpers
+        }
+        let loop = self.group.next()
+        let drained = helpers.map { helper in
+            let promise = loop.makePromise(of: Void.self)
+            helper.initiateShutdown(promise: promise)
+            return promise.futureResult
+        }
+        return Self.wait(for: EventLoopFuture.andAllComplete(drained, on: loop), seconds: Int(self.options.drainTimeoutSeconds))
+    }
+
+    private func drain(admin: any Channel, signal sig: Int32) {
         let first = self.state.withLockedValue { state -> Bool in
             defer { state.draining = true }
             return !state.draining
@@ -318,9 +347,7 @@ final class Gateway: @unchecked Sendable {
         self.logger.info("draining", metadata: ["signal": "\(sig)"])
         self.watcher?.stop()
         self.mongo?.stop()
-        let drained = self.group.next().makePromise(of: Void.self)
-        quiesce.initiateShutdown(promise: drained)
-        if !Self.wait(for: drained.futureResult, seconds: Int(self.options.drainTimeoutSeconds)) {
+        if !self.quiesceListeners() {
             self.logger.warning("drain timeout passed; closing the remaining connections")
         }
         self.logger.info("connections drained; stopping workers")
