@@ -70,8 +70,7 @@ struct QuotaSharingTests {
     }
 
     @Test func threeInstancesSpendOneBudget() throws {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("pcl-quota-\(UUID().uuidString)")
-        let redis = try RedisServer(directory: base)
+        let redis = try RedisServer()
         let policies = "  - id: q500\n    quotas: [ { limit: 500, per: day } ]"
         let clusters = try (0..<3).map { _ in
             try Cluster(workers: 2) { Self.yaml($0, redis: redis, clients: [("fleet", "q500")], policies: policies) }
@@ -116,8 +115,7 @@ struct QuotaSharingTests {
     }
 
     @Test func redisKilledAndRestartedEmptyLosesNoSpends() throws {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("pcl-quota-\(UUID().uuidString)")
-        let redis = try RedisServer(directory: base)
+        let redis = try RedisServer()
         let policies = """
               - id: big
                 quotas: [ { limit: 1000000, per: day } ]
@@ -192,8 +190,7 @@ struct QuotaSharingTests {
     }
 
     @Test func aKilledWorkersClientsKeepTheirUsage() throws {
-        let base = FileManager.default.temporaryDirectory.appendingPathComponent("pcl-quota-\(UUID().uuidString)")
-        let redis = try RedisServer(directory: base)
+        let redis = try RedisServer()
         let policies = "  - id: q200\n    quotas: [ { limit: 200, per: day } ]"
         let cluster = try Cluster(workers: 2) { Self.yaml($0, redis: redis, clients: [("victim", "q200")], policies: policies) }
         defer { cluster.stop() }

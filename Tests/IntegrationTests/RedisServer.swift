@@ -14,11 +14,25 @@ final class RedisServer {
     private var starts = 0
     /// `requirepass`, when set: the URL carries it, redis-cli gets it.
     let password: String?
+    /// Set when this server made its own scratch directory and so removes it.
+    private let ownsDirectory: Bool
 
     init(directory: URL, password: String? = nil) throws {
         self.port = Ports.free()
         self.directory = directory
         self.password = password
+        self.ownsDirectory = false
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try self.start()
+    }
+
+    /// A server in a fresh scratch directory of its own, removed when the
+    /// server goes away (a test that stops early leaves nothing in /tmp).
+    init() throws {
+        self.port = Ports.free()
+        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("pcl-redis-\(UUID().uuidString)")
+        self.password = nil
+        self.ownsDirectory = true
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         try self.start()
     }
@@ -106,5 +120,8 @@ final class RedisServer {
         return total
     }
 
-    deinit { self.stop() }
+    deinit {
+        self.stop()
+        if self.ownsDirectory { try? FileManager.default.removeItem(at: self.directory) }
+    }
 }
