@@ -369,6 +369,14 @@ struct DataPathTests {
         #expect(cluster.readiness()?["config_version"] as? Int == version)
         #expect(try cluster.send("GET", "/orders/1", headers: F.acme()).status == 200)
 
+        // So is a file emptied in place (as `> portcullis.yaml` leaves it
+        // before the writer writes): not the all-defaults model, which has
+        // no clients.
+        try "# rewriting\n".write(toFile: cluster.configPath, atomically: false, encoding: .utf8)
+        try waitUntil(5, "empty file rejected") { cluster.router.stderr.contains("holds no YAML document") }
+        #expect(cluster.readiness()?["config_version"] as? Int == version)
+        #expect(try cluster.send("GET", "/orders/1", headers: F.acme()).status == 200)
+
         // A collection's new upstream applies to the router's loops, whose
         // last-route caches were just filled with the old one.
         for _ in 0..<4 { #expect(try cluster.send("GET", "/status/200", headers: F.acme()).status == 200) }

@@ -51,6 +51,11 @@ struct MongoStoreTests {
         let undecodable = try CLIRun.portcullis(["config", "import", brokenFile], environment: env)
         #expect(undecodable.status != 0 && undecodable.stderr.contains("clients[0].status"), "\(undecodable.stderr)")
         #expect(try CLIRun.portcullis(["config", "export"], environment: env).stdout == exported.stdout)
+        // An empty file is a mistake, not "remove everything".
+        try "".write(toFile: brokenFile, atomically: true, encoding: .utf8)
+        let empty = try CLIRun.portcullis(["config", "import", brokenFile], environment: env)
+        #expect(empty.status != 0 && empty.stderr.contains("holds no YAML document"), "\(empty.stderr)")
+        #expect(try CLIRun.portcullis(["config", "export"], environment: env).stdout == exported.stdout)
 
         // Removing a document through import removes it from MongoDB.
         let smaller = try setup.modelYAML().replacingOccurrences(of: "collections: [orders, reports]", with: "collections: [orders]")

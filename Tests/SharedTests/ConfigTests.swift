@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 @testable import Shared
@@ -187,6 +188,27 @@ struct ConfigTests {
         let model = try ConfigLoader.parse(yaml: "")
         #expect(model.clients.isEmpty)
         #expect(model.server.listen == "0.0.0.0:8080")
+    }
+
+    @Test("a config file must hold a document: empty, blank or comments-only files are refused")
+    func emptyFileRefused() throws {
+        let path = NSTemporaryDirectory() + "pcl-empty-\(UUID().uuidString).yaml"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for text in ["", "\n  \n", "# only a comment\n"] {
+            try text.write(toFile: path, atomically: true, encoding: .utf8)
+            #expect(throws: ConfigError.self, "\(text.debugDescription)") { try ConfigLoader.read(path: path) }
+            #expect((try? ConfigLoader.load(path: path, environment: [:])) == nil)
+        }
+        try "server: { workers: 3 }\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try ConfigLoader.read(path: path).server.workers == 3)
+        // A syntax error is named as one, not as "no document".
+        try "server: [\n".write(toFile: path, atomically: true, encoding: .utf8)
+        do {
+            _ = try ConfigLoader.read(path: path)
+            Issue.record("broken YAML was read")
+        } catch {
+            #expect(error.description.contains("YAML syntax"), "\(error)")
+        }
     }
 
     @Test("upstream URLs and listen addresses parse strictly")

@@ -243,7 +243,10 @@ final class ManagementAPI: @unchecked Sendable {
             }
             source.changed(change.kind, change.id)
         case .file(let path, _, let reload):
-            var fileModel = try ConfigLoader.parse(yaml: String(contentsOfFile: path, encoding: .utf8))
+            // The file's own `server` section is kept; a file caught empty
+            // (mid-write by someone else) refuses the change rather than
+            // writing the defaults over it.
+            var fileModel = try ConfigLoader.read(path: path)
             let server = fileModel.server
             fileModel = outcome.model
             fileModel.server = server

@@ -49,9 +49,11 @@ struct ConfigCommand: ParsableCommand {
             let environment = ProcessInfo.processInfo.environment
             let model: GatewayConfig
             do {
-                model = try ConfigLoader.parse(yaml: String(contentsOfFile: self.file, encoding: .utf8))
+                model = try ConfigLoader.read(path: self.file)
                 _ = try ConfigLoader.validate(model, environment: environment)
-            } catch let error as ConfigError {
+            } catch {
+                // Both calls throw only ConfigError. (`catch let error as
+                // ConfigError` here crashed the Swift 6.3 compiler.)
                 throw CLIError("\(self.file) is not valid; nothing was imported:\n" + error.issues.map { "  \($0.description)" }.joined(separator: "\n"))
             }
             let store = try self.store.open()

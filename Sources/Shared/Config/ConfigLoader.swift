@@ -45,15 +45,34 @@ public enum ConfigLoader {
         }
     }
 
-    /// Reads, validates and resolves the file at `path`.
-    public static func load(path: String, environment: [String: String]) throws(ConfigError) -> ValidatedConfig {
+    /// Reads the model from the file at `path`. Unlike `parse`, a file that
+    /// holds no YAML document at all (empty, blank or only comments) is an
+    /// error, not the all-defaults model: such a file is nearly always a
+    /// mistake or a write caught half-way (`> config.yaml` truncates before
+    /// it writes), and taking it at its word would drop every client on a
+    /// reload, or every document from MongoDB on `config import`.
+    public static func read(path: String) throws(ConfigError) -> GatewayConfig {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
         } catch {
             throw ConfigError("", "cannot read \(path): \(error.localizedDescription)")
         }
-        return try validate(parse(yaml: text), environment: environment)
+        let hasDocument: Bool
+        do {
+            hasDocument = try Yams.compose(yaml: text) != nil
+        } catch {
+            hasDocument = true  // a syntax error: parse names it
+        }
+        guard hasDocument else {
+            throw ConfigError("", "\(path) holds no YAML document (it is empty or only comments)")
+        }
+        return try parse(yaml: text)
+    }
+
+    /// Reads, validates and resolves the file at `path`.
+    public static func load(path: String, environment: [String: String]) throws(ConfigError) -> ValidatedConfig {
+        try validate(read(path: path), environment: environment)
     }
 
     public static func validate(_ model: GatewayConfig, environment: [String: String]) throws(ConfigError) -> ValidatedConfig {
