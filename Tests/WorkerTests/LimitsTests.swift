@@ -151,6 +151,31 @@ struct LimitsTests {
         #expect(limiter.check(clientID: "b", policy: policy, time: time).outcome == .allowed)
         #expect(limiter.trackedClients == 2)
     }
+
+    @Test func aClientsCachedStateFollowsTheLimiter() {
+        let policy = CompiledPolicy(PolicyConfig(id: "p", rateLimits: [RateLimitConfig(limit: 1, per: .second)], quotas: []))
+        let limiter = PolicyLimiter()
+        let time = DecisionTime(monotonicNanos: 0, unixSeconds: 0)
+        let client = CompiledClient(id: "a", active: true, collections: [], policy: policy)
+        #expect(limiter.check(client: client, policy: policy, time: time).outcome == .allowed)
+        #expect(client.limitState != nil)
+        // The by-id path and the cached path share one bucket.
+        #expect(limiter.check(clientID: "a", policy: policy, time: time).outcome == .rateLimited(retryAfter: 1))
+        #expect(limiter.check(client: client, policy: policy, time: time).outcome == .rateLimited(retryAfter: 1))
+        // A reload that drops the state: the cache on the client is not
+        // trusted any more, so the client starts full, as by id.
+        limiter.retain { _, _ in false }
+        #expect(limiter.trackedClients == 0)
+        #expect(limiter.check(client: client, policy: policy, time: time).outcome == .allowed)
+        #expect(limiter.trackedClients == 1)
+        // A reload that keeps it: the same bucket, still empty.
+        limiter.retain { _, _ in true }
+        #expect(limiter.check(client: client, policy: policy, time: time).outcome == .rateLimited(retryAfter: 1))
+        // A state replaced by id (another shape) is not used from the cache.
+        let other = CompiledPolicy(PolicyConfig(id: "p", rateLimits: [RateLimitConfig(limit: 5, per: .second)], quotas: []))
+        #expect(limiter.check(clientID: "a", policy: other, time: time).outcome == .allowed)
+        #expect(limiter.check(client: client, policy: policy, time: time).outcome == .allowed, "a fresh state for the old shape")
+    }
 }
 
 @Suite("Route table")

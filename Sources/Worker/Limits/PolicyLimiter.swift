@@ -96,6 +96,9 @@ struct LimitVerdict {
 final class PolicyLimiter {
     private var states: [String: ClientLimitState] = [:]
     let ledger: QuotaLedger
+    /// Moves on whenever `states` loses entries: a state cached on a
+    /// `CompiledClient` under an older generation is looked up again.
+    private var generation = 0
 
     init(ledger: QuotaLedger = QuotaLedger(shared: false)) {
         self.ledger = ledger
@@ -107,13 +110,34 @@ final class PolicyLimiter {
     /// rejected request costs nothing, so a client over its limit is never
     /// held out for longer than the window (unlike counting rejections).
     func check(clientID: String, policy: CompiledPolicy, time: DecisionTime) -> LimitVerdict {
+        self.check(clientID: clientID, policy: policy, state: self.state(clientID, policy, time), time: time)
+    }
+
+    /// The same, with the state found through the client's cache when it
+    /// is current (the usual case: no hashing of the client id).
+    func check(client: CompiledClient, policy: CompiledPolicy, time: DecisionTime) -> LimitVerdict {
         let state: ClientLimitState
-        if let existing = self.states[clientID], existing.fingerprint == policy.fingerprint {
-            state = existing
+        if let cached = client.limitState, client.limitGeneration == self.generation, cached.fingerprint == policy.fingerprint {
+            state = cached
         } else {
-            state = ClientLimitState(policy: policy, time: time)
-            self.states[clientID] = state
+            state = self.state(client.id, policy, time)
+            client.limitState = state
+            client.limitGeneration = self.generation
         }
+        return self.check(clientID: client.id, policy: policy, state: state, time: time)
+    }
+
+    private func state(_ clientID: String, _ policy: CompiledPolicy, _ time: DecisionTime) -> ClientLimitState {
+        let existing = self.states[clientID]
+        if let existing, existing.fingerprint == policy.fingerprint { return existing }
+        let state = ClientLimitState(policy: policy, time: time)
+        self.states[clientID] = state
+        // A replaced state must not live on in some client's cache.
+        if existing != nil { self.generation += 1 }
+        return state
+    }
+
+    private func check(clientID: String, policy: CompiledPolicy, state: ClientLimitState, time: DecisionTime) -> LimitVerdict {
 
         var rateRetry = 0
         for index in state.buckets.indices {
@@ -175,6 +199,7 @@ final class PolicyLimiter {
     /// Quota accounts live in the ledger, by key, so they survive either way.
     func retain(where keep: (String, String) -> Bool) {
         self.states = self.states.filter { keep($0.key, $0.value.fingerprint) }
+        self.generation += 1
     }
 }
 

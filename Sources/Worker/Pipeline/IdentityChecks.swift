@@ -19,7 +19,11 @@ struct LookupCheck: DecisionCheck {
             return .deny(GatewayError(401, .unauthorized, .unknownClient, "unknown client"))
         }
         context.client = client
-        if let profile = environment.model.profiles[context.request.profileID] {
+        // The client's own profiles first (one or two, no hashing); the
+        // model-wide table tells a mismatch from an unknown profile.
+        if let profile = client.profile(context.request.profileID) {
+            context.profile = profile
+        } else if let profile = environment.model.profiles[context.request.profileID] {
             context.profile = profile
         } else if environment.model.foreignProfiles[context.request.profileID] == nil {
             return .deny(GatewayError(401, .unauthorized, .unknownProfile, "unknown profile"))
@@ -81,7 +85,7 @@ struct RouteCheck: DecisionCheck {
             return .deny(GatewayError(404, .notFound, .noRoute, "no route for this path"))
         }
         context.route = match
-        guard context.client?.collections.contains(match.collectionID) == true else {
+        guard context.client?.mayUse(match.collectionID) == true else {
             return .deny(GatewayError(403, .forbidden, .collectionDenied, "client may not use this API"))
         }
         return .next
@@ -92,7 +96,7 @@ struct RouteCheck: DecisionCheck {
 struct LimitsCheck: DecisionCheck {
     func evaluate(_ context: inout DecisionContext, _ environment: PipelineEnvironment) -> CheckResult {
         guard let client = context.client, let policy = client.policy, !policy.isEmpty else { return .next }
-        let verdict = environment.limiter.check(clientID: client.id, policy: policy, time: context.time)
+        let verdict = environment.limiter.check(client: client, policy: policy, time: context.time)
         context.limits = verdict
         switch verdict.outcome {
         case .allowed:

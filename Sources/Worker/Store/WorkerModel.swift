@@ -104,18 +104,19 @@ final class WorkerModel {
         _ client: ClientConfig, at path: String, policies: [String: CompiledPolicy], secrets: SecretContext,
         into profiles: inout [String: CompiledProfile], issues: inout [ConfigIssue]
     ) -> CompiledClient {
-        var clientProfiles: [String] = []
+        var clientProfiles: [CompiledProfile] = []
         for (j, profile) in client.profiles.enumerated() {
             do {
-                profiles[profile.id] = try CompiledProfile(profile, clientID: client.id, secrets: secrets)
-                clientProfiles.append(profile.id)
+                let compiled = try CompiledProfile(profile, clientID: client.id, secrets: secrets)
+                profiles[profile.id] = compiled
+                clientProfiles.append(compiled)
             } catch {
                 issues.append(ConfigIssue("\(path).profiles[\(j)].\(error.path)", error.message))
             }
         }
         return CompiledClient(
             id: client.id, active: client.status == .active, collections: Set(client.collections),
-            policyID: client.policy, policy: client.policy.flatMap { policies[$0] }, profileIDs: clientProfiles)
+            policyID: client.policy, policy: client.policy.flatMap { policies[$0] }, profiles: clientProfiles)
     }
 }
 
@@ -126,24 +127,55 @@ final class CompiledClient {
     let id: String
     let active: Bool
     let collections: Set<String>
+    private let collectionList: [String]
     /// The policy it names, kept so a changed policy can be re-pointed.
     let policyID: String?
     let policy: CompiledPolicy?
-    /// Its profiles, so a delta replacing the client drops the old ones.
-    let profileIDs: [String]
+    /// Its profiles: a request names one of them nearly always, found here
+    /// without hashing its id; and a delta replacing the client drops them.
+    let profiles: [CompiledProfile]
+    var profileIDs: [String] { self.profiles.map(\.id) }
 
-    init(id: String, active: Bool, collections: Set<String>, policyID: String? = nil, policy: CompiledPolicy?, profileIDs: [String] = []) {
+    /// The limiter's state for this client, kept here by `PolicyLimiter`
+    /// so that a request does not look it up by client id. Worker loop
+    /// only, like the limiter; trusted only while `limitGeneration` is
+    /// the limiter's (any reload's `retain` moves that on).
+    var limitState: ClientLimitState?
+    var limitGeneration = -1
+
+    init(id: String, active: Bool, collections: Set<String>, policyID: String? = nil, policy: CompiledPolicy?, profiles: [CompiledProfile] = []) {
         self.id = id
         self.active = active
         self.collections = collections
+        self.collectionList = Array(collections)
         self.policyID = policyID ?? policy?.id
         self.policy = policy
-        self.profileIDs = profileIDs
+        self.profiles = profiles
     }
 
-    /// The same client under a recompiled (or withdrawn) policy.
+    /// Whether the client may use `collection`. Most clients name a few
+    /// collections, and comparing a few short ids beats hashing one.
+    @inline(__always)
+    func mayUse(_ collection: String) -> Bool {
+        if self.collectionList.count <= 4 {
+            for id in self.collectionList where id == collection { return true }
+            return false
+        }
+        return self.collections.contains(collection)
+    }
+
+    /// The profile `id` of this client, if it has one by that id.
+    @inline(__always)
+    func profile(_ id: String) -> CompiledProfile? {
+        for profile in self.profiles where profile.id == id { return profile }
+        return nil
+    }
+
+    /// The same client under a recompiled (or withdrawn) policy; its limit
+    /// state is not carried over here (the limiter decides that by
+    /// fingerprint).
     func repointed(to policy: CompiledPolicy?) -> CompiledClient {
-        CompiledClient(id: self.id, active: self.active, collections: self.collections, policyID: self.policyID, policy: policy, profileIDs: self.profileIDs)
+        CompiledClient(id: self.id, active: self.active, collections: self.collections, policyID: self.policyID, policy: policy, profiles: self.profiles)
     }
 }
 
