@@ -100,6 +100,40 @@ struct HTTPHeadParserTests {
         }
     }
 
+    @Test func aParserReusedAfterAFragmentedHeadParsesTheNextOneWhole() {
+        var parser = HTTPHeadParser(kind: .request, maxHeadBytes: 8192)
+        let first = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n"
+        let bytes = Array(first.utf8)
+        guard case .needMore = parser.parse(ByteBuffer(bytes: bytes[..<20])) else {
+            Issue.record("a partial head was not needMore")
+            return
+        }
+        guard case .head(_, let consumed) = parser.parse(ByteBuffer(bytes: bytes)), consumed == bytes.count else {
+            Issue.record("the completed head was not found")
+            return
+        }
+        parser.reset()
+        // The next head, whole, pipelined behind it and with leading blank lines.
+        let second = "\r\nPOST /2 HTTP/1.1\r\nContent-Length: 1\r\n\r\nxGET /3 HTTP/1.1\r\n\r\n"
+        guard case .head(let head, let used) = parser.parse(buffer(second)) else {
+            Issue.record("the second head was not found")
+            return
+        }
+        #expect(head.method == "POST" && head.target == "/2")
+        #expect(used == second.utf8.count - "xGET /3 HTTP/1.1\r\n\r\n".utf8.count)
+        #expect(head.name(head.fields[0]) == "Content-Length" && head.value(head.fields[0]) == "1")
+    }
+
+    @Test func aBrokenLineIsRefusedBeforeTheHeadIsComplete() {
+        // No need to wait for the end: the line that is there is already wrong.
+        for text in ["GET / HTTP/1.1\r\nHost : a\r\nX-More: ", "GET / HTTP/1.1\r\nX: a\rb", "GET /a b HTTP/1.1\r\nHo"] {
+            guard case .invalid(.malformed) = parseRequest(text) else {
+                Issue.record("not refused: \(text.debugDescription)")
+                continue
+            }
+        }
+    }
+
     @Test func skipsLeadingEmptyLines() throws {
         #expect(try head("\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n").method == "GET")
     }

@@ -19,8 +19,11 @@ enum HTTPHeadError: Error, Equatable {
 /// folding, no control characters in values. Leniency in a proxy is how
 /// request smuggling starts, so anything off-grammar is refused.
 ///
-/// Pure and incremental: `scan` remembers how far it looked, so a head that
-/// arrives in pieces is not rescanned from the start.
+/// Pure and incremental. A head nearly always arrives whole in one read, so
+/// the first look parses it line by line in one pass. If that runs out of
+/// bytes, the parser switches to finding the end first (hopping from LF to
+/// LF, remembering how far it looked, so a head that trickles in is not
+/// rescanned from the start) and parses once the end is there.
 struct HTTPHeadParser {
     enum Kind {
         case request
@@ -39,16 +42,43 @@ struct HTTPHeadParser {
     let kind: Kind
     let maxHeadBytes: Int
     private var scanned = 0
+    /// The one-pass look ran out of bytes for this head: find its end first.
+    private var fragmented = false
 
     init(kind: Kind, maxHeadBytes: Int) {
         self.kind = kind
         self.maxHeadBytes = maxHeadBytes
     }
 
-    mutating func reset() { self.scanned = 0 }
+    mutating func reset() {
+        self.scanned = 0
+        self.fragmented = false
+    }
 
     /// Looks for a complete head at the start of `buffer` without consuming it.
     mutating func parse(_ buffer: ByteBuffer) -> Result {
+        if !self.fragmented {
+            let kind = self.kind
+            let limit = self.maxHeadBytes + 2
+            let outcome = buffer.withUnsafeReadableBytes { raw -> Lines in
+                var start = 0
+                while start + 1 < raw.count && raw[start] == 13 && raw[start + 1] == 10 { start += 2 }
+                // At most the limit's worth: a longer head is refused below
+                // by the path that measures it.
+                let view = UnsafeRawBufferPointer(rebasing: raw[start..<min(raw.count, start + limit)])
+                return Self.lines(view, kind: kind, offset: start)
+            }
+            switch outcome {
+            case .complete(let start, let length, let startLine, let minor, let fields):
+                guard let bytes = buffer.getSlice(at: buffer.readerIndex + start, length: length) else { return .needMore }
+                self.scanned = 0
+                return .head(HTTPHead(bytes: bytes, startLine: startLine, minorVersion: minor, fields: fields), consumed: start + length)
+            case .failed(let error):
+                return .invalid(error)
+            case .incomplete:
+                self.fragmented = true
+            }
+        }
         let outcome: (Int, Int)? = buffer.withUnsafeReadableBytes { raw -> (Int, Int)? in
             // RFC 9112 §2.2: ignore at least one empty line before a request.
             var start = 0
@@ -72,75 +102,112 @@ struct HTTPHeadParser {
         self.scanned = 0
         guard end - start <= self.maxHeadBytes + 2 else { return .invalid(.tooLarge) }
         guard let bytes = buffer.getSlice(at: buffer.readerIndex + start, length: end - start) else { return .needMore }
-        switch Self.parseHead(bytes, kind: self.kind) {
-        case .success(let head): return .head(head, consumed: end)
-        case .failure(let error): return .invalid(error)
+        let parsed = bytes.withUnsafeReadableBytes { raw in Self.lines(raw, kind: self.kind, offset: 0) }
+        switch parsed {
+        case .complete(_, _, let startLine, let minor, let fields):
+            return .head(HTTPHead(bytes: bytes, startLine: startLine, minorVersion: minor, fields: fields), consumed: end)
+        case .failed(let error):
+            return .invalid(error)
+        case .incomplete:
+            // The bytes end in CR LF CR LF, so some line broke off at a CR
+            // that no LF follows.
+            return .invalid(.malformed("bad line ending"))
         }
     }
 
-    /// `bytes` holds one complete head ending in CRLF CRLF.
-    static func parseHead(_ bytes: ByteBuffer, kind: Kind) -> Swift.Result<HTTPHead, HTTPHeadError> {
-        bytes.withUnsafeReadableBytes { raw -> Swift.Result<HTTPHead, HTTPHeadError> in
-            let count = raw.count
-            guard let lineEnd = Self.lineEnd(raw, from: 0) else { return .failure(.malformed("bad line ending")) }
-            let startLine: HTTPHead.StartLine
-            let minor: Int
-            switch kind {
-            case .request:
-                guard let parsed = Self.requestLine(raw, end: lineEnd) else { return .failure(.malformed("bad request line")) }
-                if case .failure(let error) = parsed { return .failure(error) }
-                guard case .success(let line) = parsed else { return .failure(.malformed("bad request line")) }
-                startLine = .request(method: line.method, target: line.target)
-                minor = line.minor
-            case .response:
-                guard let line = Self.statusLine(raw, end: lineEnd) else { return .failure(.malformed("bad status line")) }
-                startLine = .response(status: line.status, reason: line.reason)
-                minor = line.minor
-            }
+    /// What a pass over the lines of a head found.
+    private enum Lines {
+        /// A whole head: it starts `start` bytes into the buffer and is
+        /// `length` bytes long, the CR LF CR LF included; offsets in
+        /// `startLine` and `fields` count from its start.
+        case complete(start: Int, length: Int, startLine: HTTPHead.StartLine, minor: Int, fields: [HTTPField])
+        case failed(HTTPHeadError)
+        /// The bytes ran out before the empty line did.
+        case incomplete
+    }
 
-            var fields: [HTTPField] = []
-            fields.reserveCapacity(16)
-            var index = lineEnd + 2
-            while index < count {
-                guard let end = Self.lineEnd(raw, from: index) else { return .failure(.malformed("bad line ending")) }
-                if end == index { break }  // the empty line ending the head
-                let first = raw[index]
-                if first == 0x20 || first == 0x09 { return .failure(.malformed("obsolete line folding")) }
-                var colon = index
-                while colon < end && CharacterClass.isToken(raw[colon]) { colon += 1 }
-                guard colon > index, colon < end, raw[colon] == UInt8(ascii: ":") else {
-                    return .failure(.malformed("bad header field name"))
-                }
-                var valueStart = colon + 1
-                while valueStart < end && (raw[valueStart] == 0x20 || raw[valueStart] == 0x09) { valueStart += 1 }
-                var valueEnd = end
-                while valueEnd > valueStart && (raw[valueEnd - 1] == 0x20 || raw[valueEnd - 1] == 0x09) { valueEnd -= 1 }
-                guard CharacterClass.allFieldValue(raw, valueStart..<valueEnd) else {
-                    return .failure(.malformed("control character in header value"))
-                }
-                guard fields.count < Self.maxFields else { return .failure(.tooLarge) }
-                fields.append(
-                    HTTPField(
-                        nameStart: Int32(index), nameEnd: Int32(colon), valueStart: Int32(valueStart), valueEnd: Int32(valueEnd),
-                        name: FieldName.of(raw, start: index, length: colon - index)))
-                index = end + 2
+    /// Parses the head at the start of `raw` line by line, up to and
+    /// including the empty line that ends it.
+    private static func lines(_ raw: UnsafeRawBufferPointer, kind: Kind, offset: Int) -> Lines {
+        let count = raw.count
+        let lineEnd: Int
+        switch Self.lineEnd(raw, from: 0) {
+        case .end(let end): lineEnd = end
+        case .none: return .incomplete
+        case .bareCR: return .failed(.malformed("bad line ending"))
+        }
+        let startLine: HTTPHead.StartLine
+        let minor: Int
+        switch kind {
+        case .request:
+            guard let parsed = Self.requestLine(raw, end: lineEnd) else { return .failed(.malformed("bad request line")) }
+            if case .failure(let error) = parsed { return .failed(error) }
+            guard case .success(let line) = parsed else { return .failed(.malformed("bad request line")) }
+            startLine = .request(method: line.method, target: line.target)
+            minor = line.minor
+        case .response:
+            guard let line = Self.statusLine(raw, end: lineEnd) else { return .failed(.malformed("bad status line")) }
+            startLine = .response(status: line.status, reason: line.reason)
+            minor = line.minor
+        }
+
+        var fields: [HTTPField] = []
+        fields.reserveCapacity(16)
+        var index = lineEnd + 2
+        while true {
+            let end: Int
+            switch Self.lineEnd(raw, from: index) {
+            case .end(let found): end = found
+            case .none: return .incomplete
+            case .bareCR: return .failed(.malformed("bad line ending"))
             }
-            return .success(HTTPHead(bytes: bytes, startLine: startLine, minorVersion: minor, fields: fields))
+            if end == index {
+                // The empty line ending the head.
+                return .complete(start: offset, length: end + 2, startLine: startLine, minor: minor, fields: fields)
+            }
+            let first = raw[index]
+            if first == 0x20 || first == 0x09 { return .failed(.malformed("obsolete line folding")) }
+            var colon = index
+            while colon < end && CharacterClass.isToken(raw[colon]) { colon += 1 }
+            guard colon > index, colon < end, raw[colon] == UInt8(ascii: ":") else {
+                return .failed(.malformed("bad header field name"))
+            }
+            var valueStart = colon + 1
+            while valueStart < end && (raw[valueStart] == 0x20 || raw[valueStart] == 0x09) { valueStart += 1 }
+            var valueEnd = end
+            while valueEnd > valueStart && (raw[valueEnd - 1] == 0x20 || raw[valueEnd - 1] == 0x09) { valueEnd -= 1 }
+            guard CharacterClass.allFieldValue(raw, valueStart..<valueEnd) else {
+                return .failed(.malformed("control character in header value"))
+            }
+            guard fields.count < Self.maxFields else { return .failed(.tooLarge) }
+            fields.append(
+                HTTPField(
+                    nameStart: Int32(index), nameEnd: Int32(colon), valueStart: Int32(valueStart), valueEnd: Int32(valueEnd),
+                    name: FieldName.of(raw, start: index, length: colon - index)))
+            index = end + 2
         }
     }
 
-    /// Offset of the CR of the CRLF ending the line that starts at `from`;
-    /// nil for a CR without its LF. `memchr` finds the CR (vectorised in
-    /// libc). A bare LF before it needs no search of its own: every byte of
-    /// a line is checked later against its grammar (token, target, field
-    /// value), and LF belongs to none of them.
+    private enum LineEnd {
+        /// Offset of the CR of the CR LF ending the line.
+        case end(Int)
+        /// No CR LF yet: the line goes on past the bytes at hand.
+        case none
+        /// A CR followed by anything but LF.
+        case bareCR
+    }
+
+    /// Where the line that starts at `from` ends. `memchr` finds the CR
+    /// (vectorised in libc). A bare LF before it needs no search of its
+    /// own: every byte of a line is checked later against its grammar
+    /// (token, target, field value), and LF belongs to none of them.
     @inline(__always)
-    private static func lineEnd(_ raw: UnsafeRawBufferPointer, from: Int) -> Int? {
-        guard let base = raw.baseAddress, from < raw.count else { return nil }
-        guard let cr = memchr(base + from, 13, raw.count - from) else { return nil }
+    private static func lineEnd(_ raw: UnsafeRawBufferPointer, from: Int) -> LineEnd {
+        guard let base = raw.baseAddress, from < raw.count else { return .none }
+        guard let cr = memchr(base + from, 13, raw.count - from) else { return .none }
         let index = base.distance(to: UnsafeRawPointer(cr))
-        guard index + 1 < raw.count, raw[index + 1] == 10 else { return nil }
-        return index
+        guard index + 1 < raw.count else { return .none }
+        return raw[index + 1] == 10 ? .end(index) : .bareCR
     }
 
     private struct RequestLine {
