@@ -49,6 +49,17 @@ def hs256(claims, secret=SECRET):
     return f"{head}.{body}.{b64url(signature)}"
 
 
+def jwt_clients_yaml(clients):
+    """Portcullis clients with one HS256 profile each, `<id>-jwt`, under the
+    never-hit policy `roomy`; the secret comes from $BENCH_JWT_SECRET."""
+    return "\n".join(f"""  - id: {c}
+    collections: [bench]
+    policy: roomy
+    profiles:
+      - id: {c}-jwt
+        auth: {{ type: jwt, secret: "$BENCH_JWT_SECRET" }}""" for c, _ in clients)
+
+
 class JwtBench(Bench):
     def __init__(self, args):
         super().__init__(args)
@@ -99,13 +110,7 @@ backend upstream
         return self.start("haproxy-jwt", ["haproxy", "-db", "-f", conf])
 
     def portcullis_jwt(self, name="portcullis-jwt", admin="admin", bin_dir=None):
-        clients = "\n".join(f"""  - id: {c}
-    collections: [bench]
-    policy: roomy
-    profiles:
-      - id: {c}-jwt
-        auth: {{ type: jwt, secret: "$BENCH_JWT_SECRET" }}""" for c, _ in self.clients)
-        config = self.portcullis_config(name, clients, admin=admin)
+        config = self.portcullis_config(name, jwt_clients_yaml(self.clients), admin=admin)
         return self.start_portcullis(name, config, env=dict(os.environ, BENCH_JWT_SECRET=SECRET), bin_dir=bin_dir)
 
     def jwt_targets(self):

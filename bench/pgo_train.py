@@ -25,8 +25,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from jwt import SECRET, hs256  # noqa: E402
-from run import Bench, bench_main, wait_http, wait_ready  # noqa: E402
+from jwt import SECRET, hs256, jwt_clients_yaml  # noqa: E402
+from run import LUA_ROTATE_AND_REPORT, Bench, bench_main, wait_http, wait_ready  # noqa: E402
 
 
 class Train(Bench):
@@ -57,12 +57,7 @@ class Train(Bench):
         print(f"{len(written)} profiles written")
 
     def config_clients(self):
-        jwt = "\n".join(f"""  - id: {c}
-    collections: [bench]
-    policy: roomy
-    profiles:
-      - id: {c}-jwt
-        auth: {{ type: jwt, secret: "$BENCH_JWT_SECRET" }}""" for c, _ in self.jwt_clients)
+        jwt = jwt_clients_yaml(self.jwt_clients)
         tight_token = self.clients[0][1]
         tight = f"""  - id: tight-client
     collections: [bench]
@@ -106,20 +101,7 @@ for k, v in ipairs(rows) do
     requests[k] = wrk.format(v[1], v[2], headers)
   end
 end
-local n = #requests
-local i = 0
-request = function()
-  i = i + 1
-  if i > n then i = 1 end
-  return requests[i]
-end
-done = function(summary, latency, requests)
-  io.write(string.format('{"requests":%%d,"duration_us":%%d,"errors":%%d,"non2xx":%%d,"p50_us":%%d,"p99_us":%%d}\\n',
-    summary.requests, summary.duration,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    summary.errors.status, latency:percentile(50), latency:percentile(99)))
-end
-""" % ",\n".join(rows))
+""" % ",\n".join(rows) + LUA_ROTATE_AND_REPORT)
 
 
 def main():

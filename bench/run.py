@@ -131,6 +131,25 @@ def tree_cpu_ticks(root_pid):
     return sum(stats[p][1] for p in tree if p in stats)
 
 
+# The wrk side every bench script shares: send the pre-formatted requests of
+# the Lua table `requests` in turn, and print the summary as one JSON line.
+LUA_ROTATE_AND_REPORT = """
+local n = #requests
+local i = 0
+request = function()
+  i = i + 1
+  if i > n then i = 1 end
+  return requests[i]
+end
+done = function(summary, latency, requests)
+  io.write(string.format('{"requests":%d,"duration_us":%d,"errors":%d,"non2xx":%d,"p50_us":%d,"p99_us":%d}\\n',
+    summary.requests, summary.duration,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
@@ -301,24 +320,11 @@ clients:
 local clients = {{
 {rows}
 }}
-local n = #clients
-local i = 0
 local requests = {{}}
 for k, v in ipairs(clients) do
   requests[k] = wrk.format("GET", "/items/42", {{ ["Host"] = "bench", ["X-Client-ID"] = v[1], ["X-Profile-ID"] = v[2], ["Authorization"] = v[3] }})
 end
-request = function()
-  i = i + 1
-  if i > n then i = 1 end
-  return requests[i]
-end
-done = function(summary, latency, requests)
-  io.write(string.format('{{"requests":%d,"duration_us":%d,"errors":%d,"non2xx":%d,"p50_us":%d,"p99_us":%d}}\\n',
-    summary.requests, summary.duration,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    summary.errors.status, latency:percentile(50), latency:percentile(99)))
-end
-""")
+""" + LUA_ROTATE_AND_REPORT)
 
     def run_wrk(self, name, duration, script):
         argv = ["wrk", "-t", str(self.args.threads), "-c", str(self.args.connections), "-d", f"{duration}s",

@@ -129,7 +129,6 @@ struct HTTPHeadParser {
     /// Parses the head at the start of `raw` line by line, up to and
     /// including the empty line that ends it.
     private static func lines(_ raw: UnsafeRawBufferPointer, kind: Kind, offset: Int) -> Lines {
-        let count = raw.count
         let lineEnd: Int
         switch Self.lineEnd(raw, from: 0) {
         case .end(let end): lineEnd = end
