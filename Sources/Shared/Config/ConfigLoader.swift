@@ -65,7 +65,7 @@ public enum ConfigLoader {
             hasDocument = true  // a syntax error: parse names it
         }
         guard hasDocument else {
-            throw ConfigError("", "\(path) holds no YAML document (it is empty or only comments)")
+            throw ConfigError("", "the file holds no YAML document (it is empty or only comments)")
         }
         return try parse(yaml: text)
     }
