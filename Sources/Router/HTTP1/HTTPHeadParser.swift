@@ -61,8 +61,7 @@ struct HTTPHeadParser {
             let kind = self.kind
             let limit = self.maxHeadBytes + 2
             let outcome = buffer.withUnsafeReadableBytes { raw -> Lines in
-                var start = 0
-                while start + 1 < raw.count && raw[start] == 13 && raw[start + 1] == 10 { start += 2 }
+                let start = Self.headStart(raw)
                 // At most the limit's worth: a longer head is refused below
                 // by the path that measures it.
                 let view = UnsafeRawBufferPointer(rebasing: raw[start..<min(raw.count, start + limit)])
@@ -71,7 +70,6 @@ struct HTTPHeadParser {
             switch outcome {
             case .complete(let start, let length, let startLine, let minor, let fields):
                 guard let bytes = buffer.getSlice(at: buffer.readerIndex + start, length: length) else { return .needMore }
-                self.scanned = 0
                 return .head(HTTPHead(bytes: bytes, startLine: startLine, minorVersion: minor, fields: fields), consumed: start + length)
             case .failed(let error):
                 return .invalid(error)
@@ -80,9 +78,7 @@ struct HTTPHeadParser {
             }
         }
         let outcome: (Int, Int)? = buffer.withUnsafeReadableBytes { raw -> (Int, Int)? in
-            // RFC 9112 §2.2: ignore at least one empty line before a request.
-            var start = 0
-            while start + 1 < raw.count && raw[start] == 13 && raw[start + 1] == 10 { start += 2 }
+            let start = Self.headStart(raw)
             // The terminator ends in LF: hop from LF to LF with libc's
             // (vectorised) memchr and look back three bytes, from where the
             // last look stopped.
@@ -185,6 +181,15 @@ struct HTTPHeadParser {
                     name: FieldName.of(raw, start: index, length: colon - index)))
             index = end + 2
         }
+    }
+
+    /// Where the head starts: RFC 9112 §2.2 says to ignore at least one
+    /// empty line before a request.
+    @inline(__always)
+    private static func headStart(_ raw: UnsafeRawBufferPointer) -> Int {
+        var start = 0
+        while start + 1 < raw.count && raw[start] == 13 && raw[start + 1] == 10 { start += 2 }
+        return start
     }
 
     private enum LineEnd {
