@@ -142,6 +142,51 @@ void   portcullis__v1__decision_response__free_unpacked
   assert(message->base.descriptor == &portcullis__v1__decision_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   portcullis__v1__decision_ref__init
+                     (Portcullis__V1__DecisionRef         *message)
+{
+  static const Portcullis__V1__DecisionRef init_value = PORTCULLIS__V1__DECISION_REF__INIT;
+  *message = init_value;
+}
+size_t portcullis__v1__decision_ref__get_packed_size
+                     (const Portcullis__V1__DecisionRef *message)
+{
+  assert(message->base.descriptor == &portcullis__v1__decision_ref__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t portcullis__v1__decision_ref__pack
+                     (const Portcullis__V1__DecisionRef *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &portcullis__v1__decision_ref__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t portcullis__v1__decision_ref__pack_to_buffer
+                     (const Portcullis__V1__DecisionRef *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &portcullis__v1__decision_ref__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Portcullis__V1__DecisionRef *
+       portcullis__v1__decision_ref__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Portcullis__V1__DecisionRef *)
+     protobuf_c_message_unpack (&portcullis__v1__decision_ref__descriptor,
+                                allocator, len, data);
+}
+void   portcullis__v1__decision_ref__free_unpacked
+                     (Portcullis__V1__DecisionRef *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &portcullis__v1__decision_ref__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   portcullis__v1__config_snapshot__init
                      (Portcullis__V1__ConfigSnapshot         *message)
 {
@@ -649,7 +694,7 @@ const ProtobufCEnumDescriptor portcullis__v1__decision_response__outcome__descri
   portcullis__v1__decision_response__outcome__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCFieldDescriptor portcullis__v1__decision_response__field_descriptors[15] =
+static const ProtobufCFieldDescriptor portcullis__v1__decision_response__field_descriptors[16] =
 {
   {
     "outcome",
@@ -831,11 +876,24 @@ static const ProtobufCFieldDescriptor portcullis__v1__decision_response__field_d
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "define_template",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__DecisionResponse, define_template),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned portcullis__v1__decision_response__field_indices_by_name[] = {
   6,   /* field[6] = allow */
   11,   /* field[11] = auth_type */
   9,   /* field[9] = collection_id */
+  15,   /* field[15] = define_template */
   2,   /* field[2] = error_code */
   4,   /* field[4] = message */
   0,   /* field[0] = outcome */
@@ -852,7 +910,7 @@ static const unsigned portcullis__v1__decision_response__field_indices_by_name[]
 static const ProtobufCIntRange portcullis__v1__decision_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 15 }
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor portcullis__v1__decision_response__descriptor =
 {
@@ -862,11 +920,88 @@ const ProtobufCMessageDescriptor portcullis__v1__decision_response__descriptor =
   "Portcullis__V1__DecisionResponse",
   "portcullis.v1",
   sizeof(Portcullis__V1__DecisionResponse),
-  15,
+  16,
   portcullis__v1__decision_response__field_descriptors,
   portcullis__v1__decision_response__field_indices_by_name,
   1,  portcullis__v1__decision_response__number_ranges,
   (ProtobufCMessageInit) portcullis__v1__decision_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor portcullis__v1__decision_ref__field_descriptors[4] =
+{
+  {
+    "template_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__DecisionRef, template_id),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "retry_after_s",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__DecisionRef, retry_after_s),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ratelimit_remaining",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__DecisionRef, ratelimit_remaining),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "ratelimit_reset",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Portcullis__V1__DecisionRef, ratelimit_reset),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned portcullis__v1__decision_ref__field_indices_by_name[] = {
+  2,   /* field[2] = ratelimit_remaining */
+  3,   /* field[3] = ratelimit_reset */
+  1,   /* field[1] = retry_after_s */
+  0,   /* field[0] = template_id */
+};
+static const ProtobufCIntRange portcullis__v1__decision_ref__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor portcullis__v1__decision_ref__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "portcullis.v1.DecisionRef",
+  "DecisionRef",
+  "Portcullis__V1__DecisionRef",
+  "portcullis.v1",
+  sizeof(Portcullis__V1__DecisionRef),
+  4,
+  portcullis__v1__decision_ref__field_descriptors,
+  portcullis__v1__decision_ref__field_indices_by_name,
+  1,  portcullis__v1__decision_ref__number_ranges,
+  (ProtobufCMessageInit) portcullis__v1__decision_ref__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor portcullis__v1__config_snapshot__field_descriptors[4] =
@@ -1241,7 +1376,7 @@ const ProtobufCMessageDescriptor portcullis__v1__key_refresh__descriptor =
   (ProtobufCMessageInit) portcullis__v1__key_refresh__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor portcullis__v1__envelope__field_descriptors[9] =
+static const ProtobufCFieldDescriptor portcullis__v1__envelope__field_descriptors[10] =
 {
   {
     "id",
@@ -1351,12 +1486,25 @@ static const ProtobufCFieldDescriptor portcullis__v1__envelope__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "decision_ref",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Portcullis__V1__Envelope, body_case),
+    offsetof(Portcullis__V1__Envelope, decision_ref),
+    &portcullis__v1__decision_ref__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned portcullis__v1__envelope__field_indices_by_name[] = {
   4,   /* field[4] = config */
   5,   /* field[5] = config_ack */
   2,   /* field[2] = decide */
   3,   /* field[3] = decision */
+  9,   /* field[9] = decision_ref */
   1,   /* field[1] = hello */
   0,   /* field[0] = id */
   8,   /* field[8] = key_refresh */
@@ -1366,7 +1514,7 @@ static const unsigned portcullis__v1__envelope__field_indices_by_name[] = {
 static const ProtobufCIntRange portcullis__v1__envelope__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 9 }
+  { 0, 10 }
 };
 const ProtobufCMessageDescriptor portcullis__v1__envelope__descriptor =
 {
@@ -1376,7 +1524,7 @@ const ProtobufCMessageDescriptor portcullis__v1__envelope__descriptor =
   "Portcullis__V1__Envelope",
   "portcullis.v1",
   sizeof(Portcullis__V1__Envelope),
-  9,
+  10,
   portcullis__v1__envelope__field_descriptors,
   portcullis__v1__envelope__field_indices_by_name,
   1,  portcullis__v1__envelope__number_ranges,

@@ -62,7 +62,7 @@ struct FrameCodecTests {
                         clientID: text, profileID: text, method: text, path: text, sourceIP: IPAddress("2001:db8::1"),
                         authorization: text, certSubject: text, certFingerprint: text))),
         ]
-        for (frame, (texts, fields)) in zip(frames, [(9 * length + 1, 15), (7 * length + 16, 9)]) {
+        for (frame, (texts, fields)) in zip(frames, [(9 * length + 1, 16), (7 * length + 16, 9)]) {
             var buffer = ByteBuffer()
             FrameCodec.encode(frame, into: &buffer)
             let prefix = try #require(buffer.getInteger(at: buffer.readerIndex, as: UInt32.self))

@@ -18,6 +18,7 @@ PROTOBUF_C__BEGIN_DECLS
 typedef struct Portcullis__V1__Hello Portcullis__V1__Hello;
 typedef struct Portcullis__V1__DecisionRequest Portcullis__V1__DecisionRequest;
 typedef struct Portcullis__V1__DecisionResponse Portcullis__V1__DecisionResponse;
+typedef struct Portcullis__V1__DecisionRef Portcullis__V1__DecisionRef;
 typedef struct Portcullis__V1__ConfigSnapshot Portcullis__V1__ConfigSnapshot;
 typedef struct Portcullis__V1__ConfigAck Portcullis__V1__ConfigAck;
 typedef struct Portcullis__V1__WorkerStatus Portcullis__V1__WorkerStatus;
@@ -147,10 +148,38 @@ struct  Portcullis__V1__DecisionResponse
    * seconds
    */
   uint64_t ratelimit_reset;
+  /*
+   * Set: the receiver keeps this answer's fields, but for the three that
+   * change per request (retry_after_s, ratelimit_remaining,
+   * ratelimit_reset), as template N (1..64) of this connection, replacing
+   * what N held. See DecisionRef.
+   */
+  uint32_t define_template;
 };
 #define PORTCULLIS__V1__DECISION_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&portcullis__v1__decision_response__descriptor) \
-    , PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__ALLOW, 0, {0,NULL}, {0,NULL}, {0,NULL}, 0, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, 0, {0,NULL}, {0,NULL}, 0, 0 }
+    , PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__ALLOW, 0, {0,NULL}, {0,NULL}, {0,NULL}, 0, {0,NULL}, {0,NULL}, {0,NULL}, {0,NULL}, 0, {0,NULL}, {0,NULL}, 0, 0, 0 }
+
+
+/*
+ * Worker -> router: the answer of template N of this connection (see
+ * DecisionResponse.define_template) with these per-request fields; HPACK's
+ * dynamic table, in small. Most answers repeat all but these three fields,
+ * and a message of four numbers costs protobuf-c a fraction of packing and
+ * unpacking the nine text fields again. A reference to a template not yet
+ * defined on the connection is a protocol error.
+ */
+struct  Portcullis__V1__DecisionRef
+{
+  ProtobufCMessage base;
+  uint32_t template_id;
+  uint32_t retry_after_s;
+  uint64_t ratelimit_remaining;
+  uint64_t ratelimit_reset;
+};
+#define PORTCULLIS__V1__DECISION_REF__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&portcullis__v1__decision_ref__descriptor) \
+    , 0, 0, 0, 0 }
 
 
 /*
@@ -277,7 +306,8 @@ typedef enum {
   PORTCULLIS__V1__ENVELOPE__BODY_CONFIG_ACK = 6,
   PORTCULLIS__V1__ENVELOPE__BODY_STATUS = 7,
   PORTCULLIS__V1__ENVELOPE__BODY_KEY_SET = 8,
-  PORTCULLIS__V1__ENVELOPE__BODY_KEY_REFRESH = 9
+  PORTCULLIS__V1__ENVELOPE__BODY_KEY_REFRESH = 9,
+  PORTCULLIS__V1__ENVELOPE__BODY_DECISION_REF = 10
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PORTCULLIS__V1__ENVELOPE__BODY__CASE)
 } Portcullis__V1__Envelope__BodyCase;
 
@@ -298,6 +328,7 @@ struct  Portcullis__V1__Envelope
     Portcullis__V1__WorkerStatus *status;
     Portcullis__V1__KeySet *key_set;
     Portcullis__V1__KeyRefresh *key_refresh;
+    Portcullis__V1__DecisionRef *decision_ref;
   };
 };
 #define PORTCULLIS__V1__ENVELOPE__INIT \
@@ -361,6 +392,25 @@ Portcullis__V1__DecisionResponse *
                       const uint8_t       *data);
 void   portcullis__v1__decision_response__free_unpacked
                      (Portcullis__V1__DecisionResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Portcullis__V1__DecisionRef methods */
+void   portcullis__v1__decision_ref__init
+                     (Portcullis__V1__DecisionRef         *message);
+size_t portcullis__v1__decision_ref__get_packed_size
+                     (const Portcullis__V1__DecisionRef   *message);
+size_t portcullis__v1__decision_ref__pack
+                     (const Portcullis__V1__DecisionRef   *message,
+                      uint8_t             *out);
+size_t portcullis__v1__decision_ref__pack_to_buffer
+                     (const Portcullis__V1__DecisionRef   *message,
+                      ProtobufCBuffer     *buffer);
+Portcullis__V1__DecisionRef *
+       portcullis__v1__decision_ref__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   portcullis__v1__decision_ref__free_unpacked
+                     (Portcullis__V1__DecisionRef *message,
                       ProtobufCAllocator *allocator);
 /* Portcullis__V1__ConfigSnapshot methods */
 void   portcullis__v1__config_snapshot__init
@@ -487,6 +537,9 @@ typedef void (*Portcullis__V1__DecisionRequest_Closure)
 typedef void (*Portcullis__V1__DecisionResponse_Closure)
                  (const Portcullis__V1__DecisionResponse *message,
                   void *closure_data);
+typedef void (*Portcullis__V1__DecisionRef_Closure)
+                 (const Portcullis__V1__DecisionRef *message,
+                  void *closure_data);
 typedef void (*Portcullis__V1__ConfigSnapshot_Closure)
                  (const Portcullis__V1__ConfigSnapshot *message,
                   void *closure_data);
@@ -515,6 +568,7 @@ extern const ProtobufCMessageDescriptor portcullis__v1__hello__descriptor;
 extern const ProtobufCMessageDescriptor portcullis__v1__decision_request__descriptor;
 extern const ProtobufCMessageDescriptor portcullis__v1__decision_response__descriptor;
 extern const ProtobufCEnumDescriptor    portcullis__v1__decision_response__outcome__descriptor;
+extern const ProtobufCMessageDescriptor portcullis__v1__decision_ref__descriptor;
 extern const ProtobufCMessageDescriptor portcullis__v1__config_snapshot__descriptor;
 extern const ProtobufCMessageDescriptor portcullis__v1__config_ack__descriptor;
 extern const ProtobufCMessageDescriptor portcullis__v1__worker_status__descriptor;

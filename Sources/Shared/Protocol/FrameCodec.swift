@@ -49,39 +49,7 @@ public enum FrameCodec {
             }
             return
         case .decision(let decision):
-            var message = Portcullis__V1__DecisionResponse()
-            portcullis__v1__decision_response__init(&message)
-            message.outcome = switch decision.outcome {
-            case .allow: PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__ALLOW
-            case .deny: PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__DENY
-            case .unavailable: PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__UNAVAILABLE
-            }
-            message.status = UInt32(clamping: decision.status)
-            message.retry_after_s = UInt32(clamping: decision.retryAfterSeconds)
-            message.strip_prefix_bytes = UInt32(clamping: decision.stripPrefixBytes)
-            message.ratelimit_remaining = UInt64(max(0, decision.rateLimit?.remaining ?? 0))
-            message.ratelimit_reset = UInt64(max(0, decision.rateLimit?.reset ?? 0))
-            withBinaryViews([
-                decision.errorCode, decision.reason, decision.message, decision.allow, decision.rateLimitPolicy,
-                decision.rateLimit?.name ?? "", decision.collectionID, decision.authType, decision.policyID,
-            ]) { v in
-                message.error_code = v[0].binaryData
-                message.reason = v[1].binaryData
-                message.message = v[2].binaryData
-                message.allow = v[3].binaryData
-                message.ratelimit_policy = v[4].binaryData
-                message.ratelimit_name = v[5].binaryData
-                message.collection_id = v[6].binaryData
-                message.auth_type = v[7].binaryData
-                message.policy_id = v[8].binaryData
-                var textBytes = 0
-                for view in v { textBytes += view.count }
-                withUnsafeMutablePointer(to: &message) { pointer in
-                    envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_DECISION
-                    envelope.decision = pointer
-                    pack(&envelope, bound: packedBound(textBytes: textBytes, fields: 15), into: &buffer)
-                }
-            }
+            self.encodeDecision(id: frame.id, decision, template: nil, into: &buffer)
         case .config(let snapshot):
             var message = Portcullis__V1__ConfigSnapshot()
             portcullis__v1__config_snapshot__init(&message)
@@ -154,6 +122,71 @@ public enum FrameCodec {
                     envelope.key_refresh = pointer
                     pack(&envelope, into: &buffer)
                 }
+            }
+        }
+    }
+
+    /// The same, for a worker's connection: a decision goes out as a
+    /// reference to one of `templates` when it can (see `DecisionTemplates`).
+    public static func encode(_ frame: Frame, into buffer: inout ByteBuffer, templates: inout DecisionTemplateEncoder) {
+        guard case .decision(let decision) = frame.body else { return self.encode(frame, into: &buffer) }
+        self.encodeDecision(id: frame.id, decision, template: templates.template(for: decision), into: &buffer)
+    }
+
+    /// A decision frame: whole (defining `template` if given), or only its
+    /// per-request fields when `template` is already defined as it.
+    private static func encodeDecision(
+        id: UInt64, _ decision: DecisionResponse, template: (id: UInt32, define: Bool)?, into buffer: inout ByteBuffer
+    ) {
+        var envelope = Portcullis__V1__Envelope()
+        portcullis__v1__envelope__init(&envelope)
+        envelope.id = id
+        if let template, !template.define {
+            var ref = Portcullis__V1__DecisionRef()
+            portcullis__v1__decision_ref__init(&ref)
+            ref.template_id = template.id
+            ref.retry_after_s = UInt32(clamping: decision.retryAfterSeconds)
+            ref.ratelimit_remaining = UInt64(max(0, decision.rateLimit?.remaining ?? 0))
+            ref.ratelimit_reset = UInt64(max(0, decision.rateLimit?.reset ?? 0))
+            withUnsafeMutablePointer(to: &ref) { pointer in
+                envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_DECISION_REF
+                envelope.decision_ref = pointer
+                pack(&envelope, bound: packedBound(textBytes: 0, fields: 4), into: &buffer)
+            }
+            return
+        }
+        var message = Portcullis__V1__DecisionResponse()
+        portcullis__v1__decision_response__init(&message)
+        message.retry_after_s = UInt32(clamping: decision.retryAfterSeconds)
+        message.ratelimit_remaining = UInt64(max(0, decision.rateLimit?.remaining ?? 0))
+        message.ratelimit_reset = UInt64(max(0, decision.rateLimit?.reset ?? 0))
+        message.define_template = template?.id ?? 0
+        message.outcome = switch decision.outcome {
+        case .allow: PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__ALLOW
+        case .deny: PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__DENY
+        case .unavailable: PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__UNAVAILABLE
+        }
+        message.status = UInt32(clamping: decision.status)
+        message.strip_prefix_bytes = UInt32(clamping: decision.stripPrefixBytes)
+        withBinaryViews([
+            decision.errorCode, decision.reason, decision.message, decision.allow, decision.rateLimitPolicy,
+            decision.rateLimit?.name ?? "", decision.collectionID, decision.authType, decision.policyID,
+        ]) { v in
+            message.error_code = v[0].binaryData
+            message.reason = v[1].binaryData
+            message.message = v[2].binaryData
+            message.allow = v[3].binaryData
+            message.ratelimit_policy = v[4].binaryData
+            message.ratelimit_name = v[5].binaryData
+            message.collection_id = v[6].binaryData
+            message.auth_type = v[7].binaryData
+            message.policy_id = v[8].binaryData
+            var textBytes = 0
+            for view in v { textBytes += view.count }
+            withUnsafeMutablePointer(to: &message) { pointer in
+                envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_DECISION
+                envelope.decision = pointer
+                pack(&envelope, bound: packedBound(textBytes: textBytes, fields: 16), into: &buffer)
             }
         }
     }
@@ -282,11 +315,15 @@ public enum FrameCodec {
     /// Decodes one Envelope (without its length prefix).
     public static func decode(_ bytes: UnsafeRawBufferPointer) throws(FrameError) -> Frame {
         var texts = RecentTexts()
-        return try self.decode(bytes, texts: &texts)
+        var templates = DecisionTemplateTable()
+        return try self.decode(bytes, texts: &texts, templates: &templates)
     }
 
-    /// The same, reusing `texts`' Strings for decision fields that repeat.
-    public static func decode(_ bytes: UnsafeRawBufferPointer, texts: inout RecentTexts) throws(FrameError) -> Frame {
+    /// The same, reusing `texts`' Strings for decision fields that repeat,
+    /// and keeping and using the connection's decision `templates`.
+    public static func decode(
+        _ bytes: UnsafeRawBufferPointer, texts: inout RecentTexts, templates: inout DecisionTemplateTable
+    ) throws(FrameError) -> Frame {
         // Unpacked into this thread's arena (see pcl_arena.h): everything is
         // copied into Swift values before this function returns.
         pcl_arena_rewind()
@@ -328,20 +365,34 @@ public enum FrameCodec {
             case PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__UNAVAILABLE: outcome = .unavailable
             default: throw FrameError.invalidField("decision.outcome")
             }
+            let decision = DecisionResponse(
+                outcome: outcome, status: Int(m.status), errorCode: texts.text(m.error_code, &texts.errorCode),
+                reason: texts.text(m.reason, &texts.reason), message: texts.text(m.message, &texts.message),
+                retryAfterSeconds: Int(m.retry_after_s), allow: texts.text(m.allow, &texts.allow),
+                rateLimitPolicy: texts.text(m.ratelimit_policy, &texts.rateLimitPolicy),
+                rateLimit: m.ratelimit_name.len == 0
+                    ? nil
+                    : RateLimitValue(
+                        name: texts.text(m.ratelimit_name, &texts.rateLimitName),
+                        remaining: Int(clamping: m.ratelimit_remaining), reset: Int(clamping: m.ratelimit_reset)),
+                collectionID: texts.text(m.collection_id, &texts.collectionID), stripPrefixBytes: Int(m.strip_prefix_bytes),
+                authType: texts.text(m.auth_type, &texts.authType), policyID: texts.text(m.policy_id, &texts.policyID)
+            )
+            if m.define_template != 0 {
+                guard templates.define(m.define_template, decision) else { throw FrameError.invalidField("decision.define_template") }
+            }
+            body = .decision(decision)
+        case PORTCULLIS__V1__ENVELOPE__BODY_DECISION_REF:
+            guard let m = e.decision_ref?.pointee else { throw FrameError.missingBody }
+            guard let t = templates.template(m.template_id) else { throw FrameError.invalidField("decision_ref.template_id") }
             body = .decision(
                 DecisionResponse(
-                    outcome: outcome, status: Int(m.status), errorCode: texts.text(m.error_code, &texts.errorCode),
-                    reason: texts.text(m.reason, &texts.reason), message: texts.text(m.message, &texts.message),
-                    retryAfterSeconds: Int(m.retry_after_s), allow: texts.text(m.allow, &texts.allow),
-                    rateLimitPolicy: texts.text(m.ratelimit_policy, &texts.rateLimitPolicy),
-                    rateLimit: m.ratelimit_name.len == 0
-                        ? nil
-                        : RateLimitValue(
-                            name: texts.text(m.ratelimit_name, &texts.rateLimitName),
-                            remaining: Int(clamping: m.ratelimit_remaining), reset: Int(clamping: m.ratelimit_reset)),
-                    collectionID: texts.text(m.collection_id, &texts.collectionID), stripPrefixBytes: Int(m.strip_prefix_bytes),
-                    authType: texts.text(m.auth_type, &texts.authType), policyID: texts.text(m.policy_id, &texts.policyID)
-                ))
+                    outcome: t.outcome, status: t.status, errorCode: t.errorCode, reason: t.reason, message: t.message,
+                    retryAfterSeconds: Int(m.retry_after_s), allow: t.allow, rateLimitPolicy: t.rateLimitPolicy,
+                    rateLimit: t.rateLimit.map {
+                        RateLimitValue(name: $0.name, remaining: Int(clamping: m.ratelimit_remaining), reset: Int(clamping: m.ratelimit_reset))
+                    },
+                    collectionID: t.collectionID, stripPrefixBytes: t.stripPrefixBytes, authType: t.authType, policyID: t.policyID))
         case PORTCULLIS__V1__ENVELOPE__BODY_CONFIG:
             guard let m = e.config?.pointee else { throw FrameError.missingBody }
             let json: [UInt8] = m.model_json.len > 0 ? Array(UnsafeBufferPointer(start: m.model_json.data, count: m.model_json.len)) : []
@@ -433,11 +484,15 @@ public struct FrameParser: Sendable {
     /// connection must then be closed, since the stream cannot be resynchronised.
     public func next(from buffer: inout ByteBuffer) throws(FrameError) -> Frame? {
         var texts = RecentTexts()
-        return try self.next(from: &buffer, texts: &texts)
+        var templates = DecisionTemplateTable()
+        return try self.next(from: &buffer, texts: &texts, templates: &templates)
     }
 
-    /// The same, reusing `texts` across frames (see `RecentTexts`).
-    public func next(from buffer: inout ByteBuffer, texts: inout RecentTexts) throws(FrameError) -> Frame? {
+    /// The same, reusing `texts` across frames (see `RecentTexts`) and
+    /// keeping the connection's decision `templates`.
+    public func next(
+        from buffer: inout ByteBuffer, texts: inout RecentTexts, templates: inout DecisionTemplateTable
+    ) throws(FrameError) -> Frame? {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return nil }
         let frameLength = Int(length)
         guard frameLength <= self.maxFrameBytes else {
@@ -447,7 +502,7 @@ public struct FrameParser: Sendable {
         let start = buffer.readerIndex + FrameCodec.lengthPrefixBytes
         let result = buffer.withUnsafeReadableBytes { raw -> Result<Frame, FrameError> in
             let slice = UnsafeRawBufferPointer(rebasing: raw[(start - buffer.readerIndex)..<(start - buffer.readerIndex + frameLength)])
-            return Result { () throws(FrameError) in try FrameCodec.decode(slice, texts: &texts) }
+            return Result { () throws(FrameError) in try FrameCodec.decode(slice, texts: &texts, templates: &templates) }
         }
         buffer.moveReaderIndex(forwardBy: FrameCodec.lengthPrefixBytes + frameLength)
         return try result.get()
@@ -463,6 +518,7 @@ public struct FrameStream: Sendable {
     private let parser: FrameParser
     private var held: ByteBuffer?
     private var texts = RecentTexts()
+    private var templates = DecisionTemplateTable()
 
     public init(maxFrameBytes: Int) {
         self.parser = FrameParser(maxFrameBytes: maxFrameBytes)
@@ -490,7 +546,7 @@ public struct FrameStream: Sendable {
         guard var buffer = self.held else { return nil }
         self.held = nil
         defer { if buffer.readableBytes > 0 { self.held = buffer } }
-        return try self.parser.next(from: &buffer, texts: &self.texts)
+        return try self.parser.next(from: &buffer, texts: &self.texts, templates: &self.templates)
     }
 }
 

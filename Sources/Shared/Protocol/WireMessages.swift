@@ -2,7 +2,7 @@
 /// `FrameCodec` touches the protobuf-c structs.
 public enum WireProtocol {
     /// Bump on any change an older peer would misread (see the .proto).
-    public static let version: UInt32 = 4
+    public static let version: UInt32 = 5
     /// Router -> worker frames carry config snapshots, so they may be large.
     public static let maxRouterFrameBytes = 64 << 20
     /// Worker -> router frames are decisions and acks: small.

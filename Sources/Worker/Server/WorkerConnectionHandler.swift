@@ -21,6 +21,10 @@ final class WorkerConnectionHandler: ChannelInboundHandler {
     private var state = State.awaitingHello
     private var pending: ByteBuffer? = nil
     private var frames = FrameStream(maxFrameBytes: WireProtocol.maxRouterFrameBytes)
+    /// Which answers the router already holds as templates. Only `queue`
+    /// uses it: frames written elsewhere (a parked request's late answer)
+    /// go whole, so the order of writes cannot matter to the table.
+    private var templates = DecisionTemplateEncoder()
 
     init(engine: WorkerEngine, room: KeyWaitRoom, logger: Logger) {
         self.engine = engine
@@ -163,7 +167,7 @@ final class WorkerConnectionHandler: ChannelInboundHandler {
 
     private func queue(_ frame: Frame, context: ChannelHandlerContext) {
         if self.pending == nil { self.pending = context.channel.allocator.buffer(capacity: 512) }
-        FrameCodec.encode(frame, into: &self.pending!)
+        FrameCodec.encode(frame, into: &self.pending!, templates: &self.templates)
     }
 
     private func protocolError(_ context: ChannelHandlerContext, _ message: String) {

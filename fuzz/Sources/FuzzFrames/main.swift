@@ -2,18 +2,22 @@ import NIOCore
 import FuzzSupport
 import Shared
 
-/// Frames as a worker or router reads them: any bytes either decode to
-/// frames or fail with a FrameError, never crash; and whatever decodes
-/// re-encodes to a frame that decodes to the same value.
+/// Frames as a worker or router reads them, through one stream so that
+/// decision templates defined by one frame are used by later ones: any
+/// bytes either decode to frames or fail with a FrameError, never crash;
+/// and whatever decodes re-encodes (whole) to a frame that decodes to the
+/// same value.
 func fuzzFrames(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     guard let data else { return 0 }
     var buffer = ByteBufferAllocator().buffer(capacity: size)
     buffer.writeBytes(UnsafeRawBufferPointer(start: data, count: size))
+    var stream = FrameStream(maxFrameBytes: 1 << 20)
+    stream.append(buffer)
     let parser = FrameParser(maxFrameBytes: 1 << 20)
     while true {
         let frame: Frame?
         do {
-            frame = try parser.next(from: &buffer)
+            frame = try stream.next()
         } catch {
             return 0
         }
