@@ -85,8 +85,19 @@ struct DataPathTests {
         }
 
         // 9: quota 3/day
+        // On one connection, so through one router-worker link: from the
+        // second answer on, the worker sends it as a template reference
+        // (DecisionRef) with its own remaining count, and each header must
+        // still say what its own request left.
         let metered = F.identity("metered", "metered-token", token: F.token("metered"))
-        for _ in 0..<3 { #expect(try cluster.send("GET", "/orders/1", headers: metered).status == 200) }
+        let meteredHeaders = metered.map { "\($0.0): \($0.1)\r\n" }.joined()
+        let meteredClient = try HTTPClient(port: cluster.port)
+        for remaining in [2, 1, 0] {
+            try meteredClient.send("GET /orders/1 HTTP/1.1\r\nHost: t\r\n\(meteredHeaders)\r\n")
+            let response = try meteredClient.readResponse()
+            #expect(response.status == 200)
+            #expect(response.header("RateLimit")?.hasPrefix("\"day\";r=\(remaining);t=") == true, "\(response.headers)")
+        }
         let overQuota = try cluster.send("GET", "/orders/1", headers: metered)
         expectError(overQuota, 429, .quotaExceeded)
         let retry = Int(overQuota.header("Retry-After") ?? "") ?? 0

@@ -22,7 +22,7 @@ final class WorkerLink {
     private(set) var generation = 0
     private(set) var isReady = false
     private var nextCallID: UInt64 = 0
-    private var pending: [UInt64: any DecisionWaiter] = [:]
+    private var pending = CallTable<any DecisionWaiter>()
     private var outbound: ByteBuffer
     private var flushScheduled = false
     /// `portcullis_worker_in_flight`, shared by every loop's link to this worker.
@@ -42,8 +42,9 @@ final class WorkerLink {
     func decide(_ request: DecisionRequestBytes, waiter: any DecisionWaiter) -> UInt64? {
         guard self.isReady, self.channel != nil else { return nil }
         self.nextCallID &+= 1
+        if self.nextCallID == 0 { self.nextCallID = 1 }  // 0 means none (CallTable, Exchange.callID)
         let id = self.nextCallID
-        self.pending[id] = waiter
+        self.pending.insert(id, waiter)
         self.inFlightMeter?.increment()
         if self.outbound.capacity == 0 { self.outbound = ByteBufferAllocator().buffer(capacity: 4096) }
         FrameCodec.encodeDecide(id: id, request, into: &self.outbound)
@@ -53,7 +54,7 @@ final class WorkerLink {
 
     /// The waiter went away (its client disconnected); a late answer is dropped.
     func cancel(_ callID: UInt64) {
-        if self.pending.removeValue(forKey: callID) != nil { self.inFlightMeter?.decrement() }
+        if self.pending.remove(callID) != nil { self.inFlightMeter?.decrement() }
     }
 
     func sendControl(_ frame: Frame) {
@@ -82,7 +83,7 @@ final class WorkerLink {
     // MARK: from the link's channel
 
     func decisionReceived(callID: UInt64, _ response: DecisionResponse) {
-        guard let waiter = self.pending.removeValue(forKey: callID) else { return }
+        guard let waiter = self.pending.remove(callID) else { return }
         self.inFlightMeter?.decrement()
         waiter.decisionArrived(response, callID: callID)
     }
@@ -115,8 +116,7 @@ final class WorkerLink {
 
     private func failAll() {
         guard !self.pending.isEmpty else { return }
-        let waiters = self.pending
-        self.pending.removeAll()
+        let waiters = self.pending.removeAll()
         self.inFlightMeter?.decrement(by: Double(waiters.count))
         let error = GatewayError.workerUnavailable()
         for (id, waiter) in waiters { waiter.decisionFailed(error, callID: id) }
