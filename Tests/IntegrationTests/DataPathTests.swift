@@ -365,6 +365,19 @@ struct DataPathTests {
         group.wait()
         #expect(failures.load() == 0, "bystander failures: \(failures.load())")
         try waitUntil(10, "ready again") { cluster.readiness()?["ready"] as? Bool == true }
+
+        // Every thread of every worker, the respawned one included, runs
+        // under SCHED_BATCH (WorkerScheduling), the router under the default.
+        let pids = cluster.workerPIDs()
+        #expect(pids.count == 2)
+        for pid in pids {
+            let threads = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+            #expect(threads.count >= 2, "worker \(pid) threads: \(threads)")
+            for thread in threads.compactMap({ Int32($0) }) {
+                #expect(sched_getscheduler(thread) == 3, "worker \(pid) thread \(thread) is not SCHED_BATCH")
+            }
+        }
+        #expect(sched_getscheduler(cluster.router.pid) == SCHED_OTHER)
     }
 
     @Test func configFileChangesApplyWithoutARestart() throws {

@@ -45,6 +45,8 @@ struct WorkerMain {
         LogSetup.bootstrap(process: "worker")
         var logger = Logger(label: "portcullis-worker")
         logger[metadataKey: "worker"] = "\(index)"
+        // Before any thread starts, so that all of them inherit it.
+        let scheduling = WorkerScheduling.apply(setting: getenv("PORTCULLIS_WORKER_SCHED").map { String(cString: $0) })
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
@@ -93,7 +95,9 @@ struct WorkerMain {
         }
         logger.info(
             "worker started",
-            metadata: ["pid": "\(getpid())", "connections": "\(connections)", "quota": "\(quotaMode)"])
+            metadata: [
+                "pid": "\(getpid())", "connections": "\(connections)", "quota": "\(quotaMode)", "scheduling": "\(scheduling)",
+            ])
 
         if let syncer, let statusChannel = channels.first {
             try? loop.submit {
