@@ -141,13 +141,17 @@ public enum FrameCodec {
         var envelope = Portcullis__V1__Envelope()
         portcullis__v1__envelope__init(&envelope)
         envelope.id = id
+        // The per-request fields, which both forms carry.
+        let retryAfter = UInt32(clamping: decision.retryAfterSeconds)
+        let remaining = UInt64(max(0, decision.rateLimit?.remaining ?? 0))
+        let reset = UInt64(max(0, decision.rateLimit?.reset ?? 0))
         if let template, !template.define {
             var ref = Portcullis__V1__DecisionRef()
             portcullis__v1__decision_ref__init(&ref)
             ref.template_id = template.id
-            ref.retry_after_s = UInt32(clamping: decision.retryAfterSeconds)
-            ref.ratelimit_remaining = UInt64(max(0, decision.rateLimit?.remaining ?? 0))
-            ref.ratelimit_reset = UInt64(max(0, decision.rateLimit?.reset ?? 0))
+            ref.retry_after_s = retryAfter
+            ref.ratelimit_remaining = remaining
+            ref.ratelimit_reset = reset
             withUnsafeMutablePointer(to: &ref) { pointer in
                 envelope.body_case = PORTCULLIS__V1__ENVELOPE__BODY_DECISION_REF
                 envelope.decision_ref = pointer
@@ -157,9 +161,9 @@ public enum FrameCodec {
         }
         var message = Portcullis__V1__DecisionResponse()
         portcullis__v1__decision_response__init(&message)
-        message.retry_after_s = UInt32(clamping: decision.retryAfterSeconds)
-        message.ratelimit_remaining = UInt64(max(0, decision.rateLimit?.remaining ?? 0))
-        message.ratelimit_reset = UInt64(max(0, decision.rateLimit?.reset ?? 0))
+        message.retry_after_s = retryAfter
+        message.ratelimit_remaining = remaining
+        message.ratelimit_reset = reset
         message.define_template = template?.id ?? 0
         message.outcome = switch decision.outcome {
         case .allow: PORTCULLIS__V1__DECISION_RESPONSE__OUTCOME__ALLOW

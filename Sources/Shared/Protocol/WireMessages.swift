@@ -138,11 +138,9 @@ public final class DecisionResponse: Sendable, Equatable, CustomStringConvertibl
         self.policyID = policyID
     }
 
+    /// The fields a decision template holds, then the per-request ones.
     public static func == (lhs: DecisionResponse, rhs: DecisionResponse) -> Bool {
-        lhs.outcome == rhs.outcome && lhs.status == rhs.status && lhs.errorCode == rhs.errorCode && lhs.reason == rhs.reason
-            && lhs.message == rhs.message && lhs.retryAfterSeconds == rhs.retryAfterSeconds && lhs.allow == rhs.allow
-            && lhs.rateLimitPolicy == rhs.rateLimitPolicy && lhs.rateLimit == rhs.rateLimit && lhs.collectionID == rhs.collectionID
-            && lhs.stripPrefixBytes == rhs.stripPrefixBytes && lhs.authType == rhs.authType && lhs.policyID == rhs.policyID
+        DecisionTemplates.sameFixedFields(lhs, rhs) && lhs.retryAfterSeconds == rhs.retryAfterSeconds && lhs.rateLimit == rhs.rateLimit
     }
 
     public var description: String {
